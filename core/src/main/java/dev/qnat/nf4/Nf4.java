@@ -1,0 +1,256 @@
+package dev.qnat.nf4;
+
+import dev.qnat.nf4.kernel.Nf4KernelProvider;
+import dev.qnat.nf4.kernel.Nf4Kernels;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ForkJoinPool;
+
+/**
+ * NF4 block quantization as bitsandbytes' {@code quantize_4bit(quant_type="nf4")} does it, bit for bit
+ * (the full rules: src/spec/nf4-codec.md). The input is cut into blocks of {@code blockSize} elements
+ * over its flattened order; each block stores its absmax as a float and one 4-bit code per element,
+ * two codes per byte with element 2i in the low nibble.
+ *
+ * <p>Sources and destinations are Java arrays or {@link MemorySegment}s (little-endian, any alignment,
+ * e.g. a mapped file). Destinations are the caller's; they may be larger than needed, and only their
+ * first {@link #packedSize} code bytes and {@link #blockCount} absmax floats are written. Every argument
+ * is checked, and the input scanned for NaN and infinities, before the first byte is written: a failed
+ * call leaves the destinations untouched. Nothing is allocated per block. The {@code ...Parallel}
+ * variants split the blocks into ranges run on an executor.
+ */
+public final class Nf4 {
+    /** The smallest block size. */
+    public static final int MIN_BLOCK_SIZE = 2;
+    /** The largest block size, 2^20. */
+    public static final int MAX_BLOCK_SIZE = 1 << 20;
+    /** bitsandbytes' default block size. */
+    public static final int DEFAULT_BLOCK_SIZE = 64;
+
+    // Parallel work goes in ranges of at least this many elements, so that task overhead stays small.
+    private static final long MIN_ELEMENTS_PER_TASK = 1 << 16;
+
+    private Nf4() {}
+
+    /** Checks a block size: an even number from 2 to 2^20. */
+    public static int checkBlockSize(int blockSize) {
+        if (blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || (blockSize & 1) != 0) {
+            throw new IllegalArgumentException("block size must be an even number from " + MIN_BLOCK_SIZE + " to "
+                    + MAX_BLOCK_SIZE + ", got " + blockSize);
+        }
+        return blockSize;
+    }
+
+    /** Number of blocks, and so of absmax values, for {@code count} elements. */
+    public static long blockCount(long count, int blockSize) {
+        checkBlockSize(blockSize);
+        return count / blockSize + (count % blockSize == 0 ? 0 : 1);
+    }
+
+    /** Bytes of packed codes for {@code count} elements: two per byte, rounded up. */
+    public static long packedSize(long count) {
+        return count / 2 + (count & 1);
+    }
+
+    // ---- quantize ---------------------------------------------------------------------------------
+
+    /** Quantizes float32 values. */
+    public static void quantize(float[] src, int blockSize, byte[] codes, float[] absmax) {
+        quantize(MemorySegment.ofArray(Objects.requireNonNull(src, "src")), FloatType.F32, blockSize,
+                MemorySegment.ofArray(codes), MemorySegment.ofArray(absmax));
+    }
+
+    /** Quantizes F16 or BF16 bit patterns. */
+    public static void quantize(short[] src, FloatType srcType, int blockSize, byte[] codes, float[] absmax) {
+        quantize(MemorySegment.ofArray(Objects.requireNonNull(src, "src")), requireHalf(srcType), blockSize,
+                MemorySegment.ofArray(codes), MemorySegment.ofArray(absmax));
+    }
+
+    /** Quantizes the elements of {@code src}, a whole number of {@code srcType} elements, on this thread. */
+    public static void quantize(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
+                                MemorySegment absmax) {
+        Nf4Kernels kernels = Nf4KernelProvider.kernels();
+        long count = checkQuantize(src, srcType, blockSize, codes, absmax);
+        long bad = kernels.firstNonFinite(src, srcType, 0, count);
+        if (bad >= 0) {
+            throw nonFinite(src, srcType, bad);
+        }
+        kernels.quantize(src, srcType, count, blockSize, 0, blockCount(count, blockSize), codes, absmax);
+    }
+
+    /** {@link #quantize(MemorySegment, FloatType, int, MemorySegment, MemorySegment)} on the common pool. */
+    public static void quantizeParallel(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
+                                        MemorySegment absmax) {
+        quantizeParallel(src, srcType, blockSize, codes, absmax, ForkJoinPool.commonPool());
+    }
+
+    /** Quantizes with ranges of blocks run on {@code executor}; same result as the one-thread call. */
+    public static void quantizeParallel(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
+                                        MemorySegment absmax, Executor executor) {
+        Objects.requireNonNull(executor, "executor");
+        Nf4Kernels kernels = Nf4KernelProvider.kernels();
+        long count = checkQuantize(src, srcType, blockSize, codes, absmax);
+        List<long[]> ranges = blockRanges(count, blockSize, executor);
+        // First every range is scanned, so that a bad element anywhere stops the call before any write.
+        long bad = runAll(ranges, executor, range -> kernels.firstNonFinite(src, srcType,
+                range[0] * blockSize, Math.min(range[1] * (long) blockSize, count)))
+                .stream().filter(i -> i >= 0).min(Long::compare).orElse(-1L);
+        if (bad >= 0) {
+            throw nonFinite(src, srcType, bad);
+        }
+        runAll(ranges, executor, range -> {
+            kernels.quantize(src, srcType, count, blockSize, range[0], range[1], codes, absmax);
+            return 0L;
+        });
+    }
+
+    // ---- dequantize -------------------------------------------------------------------------------
+
+    /** Reconstructs {@code dst.length} float32 values. */
+    public static void dequantize(byte[] codes, float[] absmax, int blockSize, float[] dst) {
+        dequantize(MemorySegment.ofArray(codes), MemorySegment.ofArray(absmax), blockSize,
+                MemorySegment.ofArray(Objects.requireNonNull(dst, "dst")), FloatType.F32);
+    }
+
+    /** Reconstructs {@code dst.length} values as F16 or BF16 bit patterns (round to nearest even). */
+    public static void dequantize(byte[] codes, float[] absmax, int blockSize, short[] dst, FloatType dstType) {
+        dequantize(MemorySegment.ofArray(codes), MemorySegment.ofArray(absmax), blockSize,
+                MemorySegment.ofArray(Objects.requireNonNull(dst, "dst")), requireHalf(dstType));
+    }
+
+    /**
+     * Reconstructs {@code codebook[code] * absmax} for as many elements as {@code dst} holds of
+     * {@code dstType}, on this thread.
+     */
+    public static void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, MemorySegment dst,
+                                  FloatType dstType) {
+        long count = checkDequantize(codes, absmax, blockSize, dst, dstType);
+        Nf4KernelProvider.kernels().dequantize(codes, absmax, blockSize, count, 0, blockCount(count, blockSize),
+                dst, dstType);
+    }
+
+    /** {@link #dequantize(MemorySegment, MemorySegment, int, MemorySegment, FloatType)} on the common pool. */
+    public static void dequantizeParallel(MemorySegment codes, MemorySegment absmax, int blockSize,
+                                          MemorySegment dst, FloatType dstType) {
+        dequantizeParallel(codes, absmax, blockSize, dst, dstType, ForkJoinPool.commonPool());
+    }
+
+    /** Dequantizes with ranges of blocks run on {@code executor}; same result as the one-thread call. */
+    public static void dequantizeParallel(MemorySegment codes, MemorySegment absmax, int blockSize,
+                                          MemorySegment dst, FloatType dstType, Executor executor) {
+        Objects.requireNonNull(executor, "executor");
+        Nf4Kernels kernels = Nf4KernelProvider.kernels();
+        long count = checkDequantize(codes, absmax, blockSize, dst, dstType);
+        runAll(blockRanges(count, blockSize, executor), executor, range -> {
+            kernels.dequantize(codes, absmax, blockSize, count, range[0], range[1], dst, dstType);
+            return 0L;
+        });
+    }
+
+    // ---- checks -----------------------------------------------------------------------------------
+
+    private static long checkQuantize(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
+                                      MemorySegment absmax) {
+        checkBlockSize(blockSize);
+        long count = elementCount(Objects.requireNonNull(src, "src"), Objects.requireNonNull(srcType, "srcType"),
+                "source");
+        checkRoom(Objects.requireNonNull(codes, "codes"), packedSize(count), "codes", count);
+        checkRoom(Objects.requireNonNull(absmax, "absmax"), 4 * blockCount(count, blockSize), "absmax", count);
+        checkWritable(codes, "codes");
+        checkWritable(absmax, "absmax");
+        return count;
+    }
+
+    private static long checkDequantize(MemorySegment codes, MemorySegment absmax, int blockSize, MemorySegment dst,
+                                        FloatType dstType) {
+        checkBlockSize(blockSize);
+        long count = elementCount(Objects.requireNonNull(dst, "dst"), Objects.requireNonNull(dstType, "dstType"),
+                "destination");
+        checkRoom(Objects.requireNonNull(codes, "codes"), packedSize(count), "codes", count);
+        checkRoom(Objects.requireNonNull(absmax, "absmax"), 4 * blockCount(count, blockSize), "absmax", count);
+        checkWritable(dst, "destination");
+        return count;
+    }
+
+    private static long elementCount(MemorySegment segment, FloatType type, String what) {
+        if (segment.byteSize() % type.byteSize() != 0) {
+            throw new IllegalArgumentException(what + " holds " + segment.byteSize() + " bytes, not a whole number of "
+                    + type + " elements of " + type.byteSize() + " bytes");
+        }
+        return segment.byteSize() / type.byteSize();
+    }
+
+    private static void checkRoom(MemorySegment segment, long needed, String what, long count) {
+        if (segment.byteSize() < needed) {
+            throw new IllegalArgumentException(what + " holds " + segment.byteSize() + " bytes but " + count
+                    + " elements need " + needed);
+        }
+    }
+
+    private static void checkWritable(MemorySegment segment, String what) {
+        if (segment.isReadOnly()) {
+            throw new IllegalArgumentException(what + " is a read-only segment");
+        }
+    }
+
+    private static FloatType requireHalf(FloatType type) {
+        if (Objects.requireNonNull(type, "type") == FloatType.F32) {
+            throw new IllegalArgumentException("short[] holds F16 or BF16 bit patterns, not F32; use float[]");
+        }
+        return type;
+    }
+
+    private static NonFiniteValueException nonFinite(MemorySegment src, FloatType type, long index) {
+        float value = type == FloatType.F32
+                ? src.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(
+                        java.nio.ByteOrder.LITTLE_ENDIAN), index)
+                : type.halfBitsToFloat(src.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(
+                        java.nio.ByteOrder.LITTLE_ENDIAN), index));
+        return new NonFiniteValueException(index, value);
+    }
+
+    // ---- parallel plumbing ------------------------------------------------------------------------
+
+    /** Splits the blocks into about four ranges per worker, none smaller than MIN_ELEMENTS_PER_TASK. */
+    private static List<long[]> blockRanges(long count, int blockSize, Executor executor) {
+        long blocks = blockCount(count, blockSize);
+        int workers = executor instanceof ForkJoinPool pool ? pool.getParallelism()
+                : Runtime.getRuntime().availableProcessors();
+        long minBlocks = Math.max(1, MIN_ELEMENTS_PER_TASK / blockSize);
+        long perRange = Math.max(minBlocks, (blocks + 4L * workers - 1) / (4L * workers));
+        List<long[]> ranges = new ArrayList<>();
+        for (long first = 0; first < blocks; first += perRange) {
+            ranges.add(new long[] {first, Math.min(blocks, first + perRange)});
+        }
+        return ranges;
+    }
+
+    private interface RangeTask {
+        long run(long[] range);
+    }
+
+    private static List<Long> runAll(List<long[]> ranges, Executor executor, RangeTask task) {
+        if (ranges.size() <= 1) {
+            return ranges.stream().map(task::run).toList();
+        }
+        List<CompletableFuture<Long>> futures = ranges.stream()
+                .map(range -> CompletableFuture.supplyAsync(() -> task.run(range), executor)).toList();
+        try {
+            return futures.stream().map(CompletableFuture::join).toList();
+        } catch (CompletionException e) {
+            futures.forEach(f -> f.cancel(false));
+            if (e.getCause() instanceof RuntimeException cause) {
+                throw cause;
+            }
+            if (e.getCause() instanceof Error error) {
+                throw error;
+            }
+            throw e;
+        }
+    }
+}

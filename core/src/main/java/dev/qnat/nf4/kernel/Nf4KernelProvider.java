@@ -1,0 +1,75 @@
+package dev.qnat.nf4.kernel;
+
+import com.sun.management.HotSpotDiagnosticMXBean;
+import java.lang.System.Logger.Level;
+import java.lang.management.ManagementFactory;
+import java.util.Optional;
+
+/**
+ * Chooses the NF4 kernels once, when first asked: the Panama Vector API kernels when the platform can
+ * run them well, otherwise the scalar reference, with one log line saying why. The system property
+ * {@code qnat.vector.bits} forces a width (128, 256 or 512) for tests and benchmarks; {@code scalar}
+ * forces the reference.
+ */
+public final class Nf4KernelProvider {
+    private static final System.Logger LOG = System.getLogger("dev.qnat.nf4");
+    private static final Nf4Kernels CHOSEN = choose();
+
+    private Nf4KernelProvider() {}
+
+    /** The kernels this JVM uses. */
+    public static Nf4Kernels kernels() {
+        return CHOSEN;
+    }
+
+    /** The scalar reference kernels. */
+    public static Nf4Kernels scalar() {
+        return ScalarNf4Kernels.INSTANCE;
+    }
+
+    private static Nf4Kernels choose() {
+        if ("scalar".equals(System.getProperty(PanamaNf4Kernels.WIDTH_PROPERTY))) {
+            return ScalarNf4Kernels.INSTANCE;
+        }
+        Optional<String> obstacle = vectorObstacle();
+        if (obstacle.isPresent()) {
+            LOG.log(Level.WARNING, "qnat: NF4 runs on the scalar kernels, " + obstacle.get());
+            return ScalarNf4Kernels.INSTANCE;
+        }
+        try {
+            // Loaded by name so that this class never links against jdk.incubator.vector itself.
+            Class<?> panama = Class.forName("dev.qnat.nf4.kernel.PanamaNf4Kernels");
+            Nf4Kernels kernels = (Nf4Kernels) panama.getDeclaredField("INSTANCE").get(null);
+            LOG.log(Level.DEBUG, "qnat: NF4 runs on the " + kernels.name() + " kernels");
+            return kernels;
+        } catch (ReflectiveOperationException | LinkageError | RuntimeException e) {
+            Throwable cause = e instanceof ExceptionInInitializerError ? e.getCause() : e;
+            LOG.log(Level.WARNING, "qnat: NF4 runs on the scalar kernels, the vector kernels cannot start: "
+                    + cause.getMessage());
+            return ScalarNf4Kernels.INSTANCE;
+        }
+    }
+
+    /** Why the vector kernels should not run here, if there is a reason. */
+    private static Optional<String> vectorObstacle() {
+        if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+            return Optional.of("the JVM was started without --add-modules jdk.incubator.vector");
+        }
+        try {
+            HotSpotDiagnosticMXBean vm = ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
+            if (vm != null) {
+                if (!Boolean.parseBoolean(vm.getVMOption("UseCompiler").getValue())) {
+                    return Optional.of("the JIT compiler is off (-Xint)");
+                }
+                boolean tiered = Boolean.parseBoolean(vm.getVMOption("TieredCompilation").getValue());
+                int stopAt = Integer.parseInt(vm.getVMOption("TieredStopAtLevel").getValue());
+                if (tiered && stopAt < 4) {
+                    return Optional.of("C2 is off (-XX:TieredStopAtLevel=" + stopAt + ")");
+                }
+            }
+        } catch (RuntimeException | LinkageError e) {
+            // No HotSpot diagnostics here (another VM or no jdk.management); judge by the species alone.
+        }
+        return Optional.empty();
+    }
+}

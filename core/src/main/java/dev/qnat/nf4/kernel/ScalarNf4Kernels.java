@@ -1,0 +1,110 @@
+package dev.qnat.nf4.kernel;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
+import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.Nf4Codebook;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * The reference implementation: one element at a time, written to read like the specification
+ * (src/spec/nf4-codec.md). The vector kernels use its element helpers for their tails.
+ */
+public final class ScalarNf4Kernels implements Nf4Kernels {
+    static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    public static final ScalarNf4Kernels INSTANCE = new ScalarNf4Kernels();
+
+    private ScalarNf4Kernels() {}
+
+    @Override
+    public String name() {
+        return "scalar";
+    }
+
+    @Override
+    public long firstNonFinite(MemorySegment src, FloatType type, long from, long to) {
+        for (long i = from; i < to; i++) {
+            if (!Float.isFinite(read(src, type, i))) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    @Override
+    public void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
+                         long endBlock, MemorySegment codes, MemorySegment absmax) {
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            float blockAbsmax = absmax(src, type, start, length);
+            absmax.set(FLOAT, 4 * block, blockAbsmax);
+            encode(src, type, start, 0, length, blockAbsmax, codes);
+        }
+    }
+
+    @Override
+    public void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, long count, long firstBlock,
+                           long endBlock, MemorySegment dst, FloatType type) {
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            decode(codes, start, 0, length, absmax.get(FLOAT, 4 * block), dst, type);
+        }
+    }
+
+    /** max |x| over elements {@code [start, start + length)}. */
+    static float absmax(MemorySegment src, FloatType type, long start, int length) {
+        float max = 0f;
+        for (int i = 0; i < length; i++) {
+            max = Math.max(max, Math.abs(read(src, type, start + i)));
+        }
+        return max;
+    }
+
+    /**
+     * Encodes elements {@code [start + from, start + length)} of a block whose first element is
+     * {@code start}, given its absmax; {@code from} is even. An absmax of 0 gives code 7 (level 0.0).
+     */
+    static void encode(MemorySegment src, FloatType type, long start, int from, int length, float absmax,
+                       MemorySegment codes) {
+        float reciprocal = 1f / absmax;
+        for (int i = from; i < length; i += 2) {
+            int low = codeOf(read(src, type, start + i), absmax, reciprocal);
+            int high = i + 1 < length ? codeOf(read(src, type, start + i + 1), absmax, reciprocal) : 0;
+            codes.set(JAVA_BYTE, (start + i) / 2, (byte) (low | high << 4));
+        }
+    }
+
+    private static int codeOf(float x, float absmax, float reciprocal) {
+        return absmax == 0f ? Nf4Codebook.ZERO_CODE : Nf4Codebook.encode(x * reciprocal);
+    }
+
+    /** Decodes elements {@code [start + from, start + length)} of a block; {@code from} is even. */
+    static void decode(MemorySegment codes, long start, int from, int length, float absmax, MemorySegment dst,
+                       FloatType type) {
+        for (int i = from; i < length; i++) {
+            int packed = codes.get(JAVA_BYTE, (start + i) / 2);
+            int code = (i & 1) == 0 ? packed & 0xF : (packed >>> 4) & 0xF;
+            write(dst, type, start + i, Nf4Codebook.level(code) * absmax);
+        }
+    }
+
+    static float read(MemorySegment src, FloatType type, long index) {
+        return switch (type) {
+            case F32 -> src.get(FLOAT, 4 * index);
+            case F16, BF16 -> type.halfBitsToFloat(src.get(SHORT, 2 * index));
+        };
+    }
+
+    static void write(MemorySegment dst, FloatType type, long index, float value) {
+        switch (type) {
+            case F32 -> dst.set(FLOAT, 4 * index, value);
+            case F16, BF16 -> dst.set(SHORT, 2 * index, type.floatToHalfBits(value));
+        }
+    }
+}

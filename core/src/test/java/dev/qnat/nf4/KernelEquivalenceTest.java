@@ -1,0 +1,153 @@
+package dev.qnat.nf4;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import dev.qnat.nf4.TestData.Shape;
+import dev.qnat.nf4.kernel.Nf4KernelProvider;
+import dev.qnat.nf4.kernel.Nf4Kernels;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The vector kernels against the scalar reference, byte for byte. Runs once per vector width: the build
+ * starts this class in three JVMs with -Dqnat.vector.bits=128, 256 and 512 (tag "widths").
+ */
+@Tag("widths")
+class KernelEquivalenceTest {
+    static final int[] BLOCK_SIZES = {2, 4, 6, 30, 32, 64, 66, 128, 256, 4096, 1000 /* one row of a 1000-wide matrix */};
+
+    static final Nf4Kernels VECTOR = Nf4KernelProvider.kernels();
+    static final Nf4Kernels SCALAR = Nf4KernelProvider.scalar();
+    static ExecutorService pool;
+
+    @BeforeAll
+    static void startPool() {
+        pool = Executors.newFixedThreadPool(3);
+    }
+
+    @AfterAll
+    static void stopPool() {
+        pool.shutdownNow();
+    }
+
+    @Test
+    void theVectorKernelsAreTheOnesUnderTest() {
+        String forced = System.getProperty("qnat.vector.bits");
+        assertTrue(VECTOR.name().startsWith("panama-"), "kernels in use: " + VECTOR.name());
+        if (forced != null) {
+            assertEquals("panama-" + forced, VECTOR.name());
+        }
+    }
+
+    /** Every block size, shape and input type over lengths that hit every tail shape around the blocks. */
+    @Test
+    void everyBlockSizeShapeAndTypeAgrees() {
+        long seed = TestData.seed();
+        SplittableRandom random = new SplittableRandom(seed);
+        for (int blockSize : BLOCK_SIZES) {
+            for (int length : lengthsAround(blockSize)) {
+                for (Shape shape : Shape.values()) {
+                    for (FloatType type : FloatType.values()) {
+                        check(seed, length, blockSize, shape, type, random);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Every length from 0 to 5000, each with a drawn block size, shape and input type. */
+    @Test
+    void everyLengthUpTo5000Agrees() {
+        long seed = TestData.seed();
+        SplittableRandom random = new SplittableRandom(seed);
+        for (int length = 0; length <= 5000; length++) {
+            int blockSize = BLOCK_SIZES[random.nextInt(BLOCK_SIZES.length)];
+            Shape shape = Shape.values()[random.nextInt(Shape.values().length)];
+            FloatType type = FloatType.values()[random.nextInt(FloatType.values().length)];
+            check(seed, length, blockSize, shape, type, random);
+        }
+    }
+
+    /** Lengths 0..40, all primes to 5000, and each block size's neighbourhood up to four blocks. */
+    static List<Integer> lengthsAround(int blockSize) {
+        TreeSet<Integer> lengths = new TreeSet<>();
+        for (int n = 0; n <= 40; n++) {
+            lengths.add(n);
+        }
+        for (int k = 1; k <= 4; k++) {
+            for (int d = -3; d <= 3; d++) {
+                lengths.add(Math.max(0, k * blockSize + d));
+            }
+        }
+        lengths.add(4999);
+        lengths.add(5000);
+        // A sample of the primes keeps the run short; everyLengthUpTo5000Agrees covers all of them.
+        for (int p = 41; p <= 5000; p += 97) {
+            while (!TestData.isPrime(p)) {
+                p++;
+            }
+            lengths.add(p);
+        }
+        lengths.removeIf(n -> n > 20_000);
+        return new ArrayList<>(lengths);
+    }
+
+    private static void check(long seed, int length, int blockSize, Shape shape, FloatType type, SplittableRandom random) {
+        String label = "seed " + seed + " (-Dqnat.test.seed=" + seed + "), length " + length + ", block " + blockSize
+                + ", " + shape + ", " + type + ", kernels " + VECTOR.name();
+        float[] values = TestData.values(shape, length, blockSize, random);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment src = TestData.encode(values, type, arena);
+            long blocks = Nf4.blockCount(length, blockSize);
+            MemorySegment[] scalar = quantize(SCALAR, src, type, length, blockSize, blocks, arena);
+            MemorySegment[] vector = quantize(VECTOR, src, type, length, blockSize, blocks, arena);
+            assertSame(scalar[0], vector[0], "codes", label);
+            assertSame(scalar[1], vector[1], "absmax", label);
+
+            MemorySegment codes = arena.allocate(Nf4.packedSize(length) + 1);
+            MemorySegment absmax = arena.allocate(4 * blocks + 1);
+            Nf4.quantizeParallel(src, type, blockSize, codes, absmax, pool);
+            assertSame(scalar[0], codes.asSlice(0, scalar[0].byteSize()), "parallel codes", label);
+            assertSame(scalar[1], absmax.asSlice(0, scalar[1].byteSize()), "parallel absmax", label);
+
+            for (FloatType out : FloatType.values()) {
+                MemorySegment expected = arena.allocate((long) length * out.byteSize() + 1).asSlice(0, (long) length * out.byteSize());
+                MemorySegment actual = arena.allocate((long) length * out.byteSize() + 1).asSlice(0, (long) length * out.byteSize());
+                SCALAR.dequantize(scalar[0], scalar[1], blockSize, length, 0, blocks, expected, out);
+                VECTOR.dequantize(scalar[0], scalar[1], blockSize, length, 0, blocks, actual, out);
+                assertSame(expected, actual, "dequantized " + out, label);
+            }
+        }
+    }
+
+    private static MemorySegment[] quantize(Nf4Kernels kernels, MemorySegment src, FloatType type, int length,
+                                            int blockSize, long blocks, Arena arena) {
+        // Odd-sized, unaligned destinations: the kernels must not depend on alignment.
+        MemorySegment codes = arena.allocate(Nf4.packedSize(length) + 1).asSlice(1);
+        MemorySegment absmax = arena.allocate(4 * blocks + 3).asSlice(3);
+        kernels.quantize(src, type, length, blockSize, 0, blocks, codes, absmax);
+        return new MemorySegment[] {codes, absmax};
+    }
+
+    static void assertSame(MemorySegment expected, MemorySegment actual, String what, String label) {
+        long mismatch = expected.mismatch(actual);
+        if (mismatch >= 0) {
+            fail(what + " differ at byte " + mismatch + ": scalar "
+                    + (mismatch < expected.byteSize() ? expected.get(java.lang.foreign.ValueLayout.JAVA_BYTE, mismatch) : "end")
+                    + ", vector " + (mismatch < actual.byteSize() ? actual.get(java.lang.foreign.ValueLayout.JAVA_BYTE, mismatch) : "end")
+                    + "; " + label);
+        }
+    }
+}
