@@ -35,6 +35,9 @@ public final class Nf4 {
     // Parallel work goes in ranges of at least this many elements, so that task overhead stays small.
     private static final long MIN_ELEMENTS_PER_TASK = 1 << 16;
 
+    // Never started: it only asks segments whether a thread other than the caller may touch them.
+    private static final Thread SOME_OTHER_THREAD = Thread.ofVirtual().unstarted(() -> { });
+
     private Nf4() {}
 
     /** Checks a block size: an even number from 2 to 2^20. */
@@ -95,7 +98,7 @@ public final class Nf4 {
         Objects.requireNonNull(executor, "executor");
         Nf4Kernels kernels = Nf4KernelProvider.kernels();
         long count = checkQuantize(src, srcType, blockSize, codes, absmax);
-        List<long[]> ranges = blockRanges(count, blockSize, executor);
+        List<long[]> ranges = blockRanges(count, blockSize, executor, src, codes, absmax);
         // First every range is scanned, so that a bad element anywhere stops the call before any write.
         long bad = runAll(ranges, executor, range -> kernels.firstNonFinite(src, srcType,
                 range[0] * blockSize, Math.min(range[1] * (long) blockSize, count)))
@@ -146,7 +149,7 @@ public final class Nf4 {
         Objects.requireNonNull(executor, "executor");
         Nf4Kernels kernels = Nf4KernelProvider.kernels();
         long count = checkDequantize(codes, absmax, blockSize, dst, dstType);
-        runAll(blockRanges(count, blockSize, executor), executor, range -> {
+        runAll(blockRanges(count, blockSize, executor, codes, absmax, dst), executor, range -> {
             kernels.dequantize(codes, absmax, blockSize, count, range[0], range[1], dst, dstType);
             return 0L;
         });
@@ -216,11 +219,18 @@ public final class Nf4 {
 
     // ---- parallel plumbing ------------------------------------------------------------------------
 
-    /** Splits the blocks into about four ranges per worker, none smaller than MIN_ELEMENTS_PER_TASK. */
-    private static List<long[]> blockRanges(long count, int blockSize, Executor executor) {
+    /**
+     * Splits the blocks into about four ranges per worker, none smaller than MIN_ELEMENTS_PER_TASK; one
+     * range, run by the caller, when a segment is confined to the calling thread.
+     */
+    private static List<long[]> blockRanges(long count, int blockSize, Executor executor, MemorySegment... segments) {
         long blocks = blockCount(count, blockSize);
-        int workers = executor instanceof ForkJoinPool pool ? pool.getParallelism()
+        boolean shareable = java.util.Arrays.stream(segments).allMatch(s -> s.isAccessibleBy(SOME_OTHER_THREAD));
+        int workers = !shareable ? 0 : executor instanceof ForkJoinPool pool ? pool.getParallelism()
                 : Runtime.getRuntime().availableProcessors();
+        if (workers <= 1) {
+            return blocks == 0 ? List.of() : List.<long[]>of(new long[] {0, blocks});
+        }
         long minBlocks = Math.max(1, MIN_ELEMENTS_PER_TASK / blockSize);
         long perRange = Math.max(minBlocks, (blocks + 4L * workers - 1) / (4L * workers));
         List<long[]> ranges = new ArrayList<>();
