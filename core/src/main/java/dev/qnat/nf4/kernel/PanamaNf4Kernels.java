@@ -1,21 +1,24 @@
 package dev.qnat.nf4.kernel;
 
+import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.GE;
 import static jdk.incubator.vector.VectorOperators.GT;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.I2S;
-import static jdk.incubator.vector.VectorOperators.F2I;
 import static jdk.incubator.vector.VectorOperators.L2B;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 import static jdk.incubator.vector.VectorOperators.LT;
 import static jdk.incubator.vector.VectorOperators.MAX;
+import static jdk.incubator.vector.VectorOperators.NE;
+import static jdk.incubator.vector.VectorOperators.OR;
 import static jdk.incubator.vector.VectorOperators.S2I;
-import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2L;
+import static jdk.incubator.vector.VectorOperators.XOR;
 
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4Codebook;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -30,34 +33,47 @@ import jdk.incubator.vector.VectorSpecies;
  * NF4 kernels on the Panama Vector API, bit-exact with {@link ScalarNf4Kernels} at every width.
  *
  * <p>The width is fixed when the class loads: {@value #WIDTH_PROPERTY} (128, 256 or 512) or the
- * platform's preferred width, capped at 512. Work goes in groups of 16 elements, the 8 code bytes of
- * one 64-bit store, which is one float vector at 512 bits, two at 256 and four at 128. Codes are
- * chosen by a branch-free binary search over the thresholds and the codebook is read by a 16-entry
- * lane lookup; both agree with the scalar rules because they only compare and multiply in float32.
- * Whatever does not fill a group goes through the scalar helpers.
+ * platform's preferred width, capped at 512. One vector of LANES floats makes LANES / 2 code bytes,
+ * moved as one 16-, 32- or 64-bit scalar. Everything between load and store runs on integer lanes:
+ * absmax is a maximum of magnitude bits, the code is a branch-free binary search over the thresholds
+ * as order keys (ints that compare like the floats), and the codebook is read by a 16-entry lane
+ * lookup of level bits. Only {@code x * (1 / absmax)} and {@code level * absmax} are float operations,
+ * as in the scalar rules, so the results agree bit for bit. What does not fill a vector, and blocks
+ * whose {@code 1 / absmax} is infinite, go through the scalar helpers.
  */
 final class PanamaNf4Kernels implements Nf4Kernels {
     static final String WIDTH_PROPERTY = "qnat.vector.bits";
 
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfShort CODE_BYTES_2 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfInt CODE_BYTES_4 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfLong CODE_BYTES_8 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
+
     private static final int BITS = chooseBits();
     private static final VectorSpecies<Float> FLOATS = VectorSpecies.of(float.class, VectorShape.forBitSize(BITS));
     private static final VectorSpecies<Integer> INTS = VectorSpecies.of(int.class, VectorShape.forBitSize(BITS));
-    private static final VectorSpecies<Long> LONGS = VectorSpecies.of(long.class, VectorShape.forBitSize(BITS));
     private static final VectorSpecies<Short> SHORTS = VectorSpecies.of(short.class, VectorShape.forBitSize(BITS));
-    /** Half-width shorts: as many lanes as {@link #FLOATS}, for F16/BF16 loads and stores. */
+    /** Half-width shorts: as many lanes as {@link #INTS}, for F16/BF16 loads and stores. */
     private static final VectorSpecies<Short> HALF_SHORTS = VectorSpecies.of(short.class, VectorShape.forBitSize(BITS / 2));
-    private static final VectorSpecies<Byte> GROUP_BYTES = ByteVector.SPECIES_64;
 
-    private static final int LANES = FLOATS.length();
-    private static final int GROUP = 16;
-    private static final int VECTORS_PER_GROUP = GROUP / LANES;
+    private static final int LANES = INTS.length();
+    private static final int TABLE_SIZE = Nf4Codebook.LEVELS;
 
-    /** Tables padded to a whole number of vectors; lookups read vectors 0..(16 / LANES - 1). */
-    private static final float[] LEVEL_TABLE = padded(Nf4Codebook.levels());
-    private static final float[] THRESHOLD_TABLE = padded(Nf4Codebook.midpoints());
+    /** Level bit patterns, and thresholds as order keys; padded to whole vectors. */
+    private static final int[] LEVEL_TABLE = intTable(Nf4Codebook.levels(), false);
+    private static final int[] THRESHOLD_TABLE = intTable(Nf4Codebook.midpoints(), true);
+    /** Per lane: the shift of its nibble in its 32-bit half of the code bytes, and which half (0 or 1). */
+    private static final int[] NIBBLE_SHIFT = new int[LANES];
+    private static final int[] IN_HIGH_HALF = new int[LANES];
 
     private static final float HALF_SUBNORMAL_UNIT = 0x1p-24f;
+
+    static {
+        for (int lane = 0; lane < LANES; lane++) {
+            NIBBLE_SHIFT[lane] = 4 * lane % 32;
+            IN_HIGH_HALF[lane] = lane / 8;
+        }
+    }
 
     static final PanamaNf4Kernels INSTANCE = new PanamaNf4Kernels();
 
@@ -75,14 +91,13 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         return bits;
     }
 
-    private static float[] padded(float[] table) {
-        float[] result = new float[Math.max(GROUP, LANES)];
-        System.arraycopy(table, 0, result, 0, table.length);
-        return result;
-    }
-
-    static int bits() {
-        return BITS;
+    private static int[] intTable(float[] values, boolean asOrderKeys) {
+        int[] table = new int[Math.max(TABLE_SIZE, LANES)];
+        for (int i = 0; i < values.length; i++) {
+            int bits = Float.floatToRawIntBits(values[i]);
+            table[i] = asOrderKeys ? orderKey(bits) : bits;
+        }
+        return table;
     }
 
     @Override
@@ -119,59 +134,83 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     @Override
     public void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                          long endBlock, MemorySegment codes, MemorySegment absmax) {
+        IntVector t0 = tablePart(THRESHOLD_TABLE, 0);
+        IntVector t1 = tablePart(THRESHOLD_TABLE, 1);
+        IntVector t2 = tablePart(THRESHOLD_TABLE, 2);
+        IntVector t3 = tablePart(THRESHOLD_TABLE, 3);
+        IntVector nibbleShift = IntVector.fromArray(INTS, NIBBLE_SHIFT, 0);
         for (long block = firstBlock; block < endBlock; block++) {
             long start = block * blockSize;
             int length = (int) Math.min(blockSize, count - start);
             float blockAbsmax = absmax(src, type, start, length);
             absmax.set(ScalarNf4Kernels.FLOAT, 4 * block, blockAbsmax);
-            int vectorized = blockAbsmax == 0f ? 0 : encodeGroups(src, type, start, length, blockAbsmax, codes);
-            ScalarNf4Kernels.encode(src, type, start, vectorized, length, blockAbsmax, codes);
+            float reciprocal = 1f / blockAbsmax;
+            int done = 0;
+            // Where 1 / absmax is infinite (absmax 0, or under 2^-128) the scalar rules take the block.
+            if (reciprocal != Float.POSITIVE_INFINITY) {
+                FloatVector scale = FloatVector.broadcast(FLOATS, reciprocal);
+                for (int end = length - LANES; done <= end; done += LANES) {
+                    encode(src, type, start + done, scale, codes, nibbleShift, t0, t1, t2, t3);
+                }
+            }
+            if (done < length) {
+                ScalarNf4Kernels.encode(src, type, start, done, length, blockAbsmax, codes);
+            }
         }
     }
 
     private static float absmax(MemorySegment src, FloatType type, long start, int length) {
-        FloatVector max = FloatVector.zero(FLOATS);
+        // Magnitude bits order like magnitudes, and an integer max is one instruction where Math.max on
+        // floats is several (NaN and -0.0 rules); the input was checked finite before.
+        IntVector max = IntVector.zero(INTS);
         int i = 0;
         for (int end = length - LANES; i <= end; i += LANES) {
-            max = max.max(load(src, type, start + i).abs());
+            max = max.max(loadBits(src, type, start + i).and(0x7FFFFFFF));
         }
-        float result = max.reduceLanes(MAX);
+        float result = Float.intBitsToFloat(max.reduceLanes(MAX));
         for (; i < length; i++) {
             result = Math.max(result, Math.abs(ScalarNf4Kernels.read(src, type, start + i)));
         }
         return result;
     }
 
-    /** Encodes the whole groups of a block with a non-zero absmax; returns how many elements it did. */
-    private static int encodeGroups(MemorySegment src, FloatType type, long start, int length, float absmax,
-                                    MemorySegment codes) {
-        FloatVector reciprocal = FloatVector.broadcast(FLOATS, 1f / absmax);
-        FloatVector t0 = tablePart(THRESHOLD_TABLE, 0);
-        FloatVector t1 = tablePart(THRESHOLD_TABLE, 1);
-        FloatVector t2 = tablePart(THRESHOLD_TABLE, 2);
-        FloatVector t3 = tablePart(THRESHOLD_TABLE, 3);
-        int groups = length / GROUP * GROUP;
-        for (int i = 0; i < groups; i += GROUP) {
-            ByteVector packed = ByteVector.zero(GROUP_BYTES);
-            for (int part = 0; part < VECTORS_PER_GROUP; part++) {
-                FloatVector v = load(src, type, start + i + (long) part * LANES).mul(reciprocal);
-                // Pairs of int codes seen as one long: the low byte of (pair | pair >>> 28) is lo | hi << 4.
-                LongVector pairs = search(v, t0, t1, t2, t3).reinterpretAsLongs();
-                LongVector bytes = pairs.or(pairs.lanewise(LSHR, 28));
-                packed = packed.or(bytes.convertShape(L2B, GROUP_BYTES, -part));
+    /** Encodes LANES elements from {@code index} (even) into LANES / 2 code bytes. */
+    private static void encode(MemorySegment src, FloatType type, long index, FloatVector reciprocal,
+                               MemorySegment codes, IntVector nibbleShift, IntVector t0, IntVector t1, IntVector t2,
+                               IntVector t3) {
+        FloatVector v = loadBits(src, type, index).reinterpretAsFloats().mul(reciprocal);
+        IntVector code = search(orderKey(v.reinterpretAsInts()), t0, t1, t2, t3);
+        switch (LANES) {
+            // Up to 8 codes fit one int: OR the lanes together, each shifted to its nibble.
+            case 4 -> codes.set(CODE_BYTES_2, index / 2, (short) code.lanewise(LSHL, nibbleShift).reduceLanes(OR));
+            case 8 -> codes.set(CODE_BYTES_4, index / 2, code.lanewise(LSHL, nibbleShift).reduceLanes(OR));
+            default -> {
+                // Neighbouring codes seen as one long: the low byte of (pair | pair >>> 28) is lo | hi << 4.
+                LongVector pairs = code.reinterpretAsLongs();
+                LongVector packed = pairs.or(pairs.lanewise(LSHR, 28));
+                codes.set(CODE_BYTES_8, index / 2, ((ByteVector) packed.convert(L2B, 0)).reinterpretAsLongs().lane(0));
             }
-            packed.intoMemorySegment(codes, (start + i) / 2, LE);
         }
-        return groups;
     }
 
-    /** The number of thresholds strictly below each lane of {@code v}: four halving steps. */
-    private static IntVector search(FloatVector v, FloatVector t0, FloatVector t1, FloatVector t2, FloatVector t3) {
-        FloatVector code = FloatVector.zero(FLOATS).blend(8f, v.compare(GT, THRESHOLD_TABLE[7]));
-        code = code.add(4f, v.compare(GT, lookup(code.add(3f), t0, t1, t2, t3)));
-        code = code.add(2f, v.compare(GT, lookup(code.add(1f), t0, t1, t2, t3)));
-        code = code.add(1f, v.compare(GT, lookup(code, t0, t1, t2, t3)));
-        return (IntVector) code.convert(F2I, 0);
+    /** The number of thresholds strictly below each key: four halving steps over the sorted keys. */
+    private static IntVector search(IntVector key, IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
+        IntVector code = IntVector.zero(INTS).blend(8, key.compare(GT, THRESHOLD_TABLE[7]));
+        code = code.add(4, key.compare(GT, lookup(code.add(3), t0, t1, t2, t3)));
+        code = code.add(2, key.compare(GT, lookup(code.add(1), t0, t1, t2, t3)));
+        return code.add(1, key.compare(GT, lookup(code, t0, t1, t2, t3)));
+    }
+
+    /**
+     * Float bits to ints that order as the floats do (for non-NaN values): a negative float's magnitude
+     * bits are flipped. -0.0 lands just below +0.0, which no threshold separates.
+     */
+    private static IntVector orderKey(IntVector bits) {
+        return bits.lanewise(XOR, bits.lanewise(ASHR, 31).and(0x7FFFFFFF));
+    }
+
+    private static int orderKey(int bits) {
+        return bits ^ ((bits >> 31) & 0x7FFFFFFF);
     }
 
     // ---- dequantize -------------------------------------------------------------------------------
@@ -179,54 +218,69 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     @Override
     public void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, long count, long firstBlock,
                            long endBlock, MemorySegment dst, FloatType type) {
-        FloatVector t0 = tablePart(LEVEL_TABLE, 0);
-        FloatVector t1 = tablePart(LEVEL_TABLE, 1);
-        FloatVector t2 = tablePart(LEVEL_TABLE, 2);
-        FloatVector t3 = tablePart(LEVEL_TABLE, 3);
+        IntVector t0 = tablePart(LEVEL_TABLE, 0);
+        IntVector t1 = tablePart(LEVEL_TABLE, 1);
+        IntVector t2 = tablePart(LEVEL_TABLE, 2);
+        IntVector t3 = tablePart(LEVEL_TABLE, 3);
+        IntVector nibbleShift = IntVector.fromArray(INTS, NIBBLE_SHIFT, 0);
+        VectorMask<Integer> inHighHalf = IntVector.fromArray(INTS, IN_HIGH_HALF, 0).compare(NE, 0);
         for (long block = firstBlock; block < endBlock; block++) {
             long start = block * blockSize;
             int length = (int) Math.min(blockSize, count - start);
             float blockAbsmax = absmax.get(ScalarNf4Kernels.FLOAT, 4 * block);
             FloatVector scale = FloatVector.broadcast(FLOATS, blockAbsmax);
-            int groups = length / GROUP * GROUP;
-            for (int i = 0; i < groups; i += GROUP) {
-                ByteVector packed = ByteVector.fromMemorySegment(GROUP_BYTES, codes, (start + i) / 2, LE);
-                for (int part = 0; part < VECTORS_PER_GROUP; part++) {
-                    // Each byte widened to a long, its two nibbles spread into the long's two int halves.
-                    LongVector pair = (LongVector) packed.convertShape(ZERO_EXTEND_B2L, LONGS, part);
-                    IntVector code = pair.and(0xFL).or(pair.lanewise(LSHR, 4).lanewise(LSHL, 32)).reinterpretAsInts();
-                    FloatVector level = lookup((FloatVector) code.convert(I2F, 0), t0, t1, t2, t3);
-                    store(dst, type, start + i + (long) part * LANES, level.mul(scale));
-                }
+            int done = 0;
+            for (int end = length - LANES; done <= end; done += LANES) {
+                long index = start + done;
+                IntVector code = unpack(codes, index / 2, nibbleShift, inHighHalf);
+                FloatVector level = lookup(code, t0, t1, t2, t3).reinterpretAsFloats();
+                store(dst, type, index, level.mul(scale));
             }
-            ScalarNf4Kernels.decode(codes, start, groups, length, blockAbsmax, dst, type);
+            if (done < length) {
+                ScalarNf4Kernels.decode(codes, start, done, length, blockAbsmax, dst, type);
+            }
         }
+    }
+
+    /** The LANES codes in the LANES / 2 bytes at {@code offset}, one per int lane, in element order. */
+    private static IntVector unpack(MemorySegment codes, long offset, IntVector nibbleShift,
+                                    VectorMask<Integer> inHighHalf) {
+        // Element e of the bytes read as a little-endian number sits at bits 4e to 4e + 3.
+        IntVector halves = switch (LANES) {
+            case 4 -> IntVector.broadcast(INTS, codes.get(CODE_BYTES_2, offset));
+            case 8 -> IntVector.broadcast(INTS, codes.get(CODE_BYTES_4, offset));
+            default -> {
+                long bytes = codes.get(CODE_BYTES_8, offset);
+                yield IntVector.broadcast(INTS, (int) bytes).blend((int) (bytes >>> 32), inHighHalf);
+            }
+        };
+        return halves.lanewise(LSHR, nibbleShift).and(0xF);
     }
 
     // ---- lane helpers -----------------------------------------------------------------------------
 
-    private static FloatVector tablePart(float[] table, int part) {
-        return FloatVector.fromArray(FLOATS, table, Math.min(part, VECTORS_PER_GROUP - 1) * LANES);
+    private static IntVector tablePart(int[] table, int part) {
+        return IntVector.fromArray(INTS, table, Math.min(part, TABLE_SIZE / LANES - 1) * LANES);
     }
 
     /** {@code table[index]} per lane for a 16-entry table split over 16 / LANES vectors. */
-    private static FloatVector lookup(FloatVector index, FloatVector t0, FloatVector t1, FloatVector t2,
-                                      FloatVector t3) {
+    private static IntVector lookup(IntVector index, IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
         if (LANES >= 16) {
             return index.selectFrom(t0);
         }
-        FloatVector low = index.selectFrom(t0, t1); // indexes wrap modulo 2 * LANES
+        IntVector low = index.selectFrom(t0, t1); // indexes wrap modulo 2 * LANES
         if (LANES == 8) {
             return low;
         }
-        return low.blend(index.selectFrom(t2, t3), index.compare(GE, 8f));
+        return low.blend(index.selectFrom(t2, t3), index.compare(GE, 8));
     }
 
-    private static FloatVector load(MemorySegment src, FloatType type, long index) {
+    /** The float32 bit patterns of LANES elements, on integer lanes throughout. */
+    private static IntVector loadBits(MemorySegment src, FloatType type, long index) {
         return switch (type) {
-            case F32 -> FloatVector.fromMemorySegment(FLOATS, src, 4 * index, LE);
-            case BF16 -> halfBits(src, index).lanewise(LSHL, 16).reinterpretAsFloats();
-            case F16 -> f16ToFloat(halfBits(src, index));
+            case F32 -> IntVector.fromMemorySegment(INTS, src, 4 * index, LE);
+            case BF16 -> halfBits(src, index).lanewise(LSHL, 16);
+            case F16 -> f16ToFloatBits(halfBits(src, index));
         };
     }
 
@@ -234,15 +288,15 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         return (IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, src, 2 * index, LE).convertShape(S2I, INTS, 0);
     }
 
-    /** Float.float16ToFloat on lanes holding sign-extended binary16 patterns; exact. */
-    private static FloatVector f16ToFloat(IntVector half) {
+    /** Float.float16ToFloat on lanes holding sign-extended binary16 patterns, as float bits; exact. */
+    private static IntVector f16ToFloatBits(IntVector half) {
         IntVector sign = half.and(0x8000).lanewise(LSHL, 16);
         IntVector magnitude = half.and(0x7FFF);
         // Re-bias the exponent by 127 - 15; infinities and NaNs need it twice to reach 255.
         IntVector rebias = IntVector.broadcast(INTS, 112 << 23);
         IntVector normal = magnitude.lanewise(LSHL, 13).add(rebias).add(rebias, magnitude.compare(GE, 0x7C00));
         IntVector subnormal = ((FloatVector) magnitude.convert(I2F, 0)).mul(HALF_SUBNORMAL_UNIT).reinterpretAsInts();
-        return normal.blend(subnormal, magnitude.compare(LT, 0x0400)).or(sign).reinterpretAsFloats();
+        return normal.blend(subnormal, magnitude.compare(LT, 0x0400)).or(sign);
     }
 
     private static void store(MemorySegment dst, FloatType type, long index, FloatVector value) {
@@ -277,11 +331,10 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         IntVector subnormal = magnitude.reinterpretAsFloats().add(0.5f).reinterpretAsInts().sub(0x3F000000);
         IntVector nan = bits.and(0x007FE000).lanewise(LSHR, 13).or(bits.and(0x1FF0).lanewise(LSHR, 4))
                 .or(bits.and(0xF)).or(0x7C00);
-        VectorMask<Integer> tooLarge = magnitude.compare(GE, 0x47800000);
-        IntVector result = normal
+        return normal
                 .blend(subnormal, magnitude.compare(LT, 113 << 23))
-                .blend(IntVector.broadcast(INTS, 0x7C00), tooLarge)
-                .blend(nan, magnitude.compare(GT, 0x7F800000));
-        return result.or(sign);
+                .blend(IntVector.broadcast(INTS, 0x7C00), magnitude.compare(GE, 0x47800000))
+                .blend(nan, magnitude.compare(GT, 0x7F800000))
+                .or(sign);
     }
 }

@@ -1,0 +1,120 @@
+package dev.qnat.bench;
+
+import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.Nf4;
+import dev.qnat.nf4.kernel.Nf4KernelProvider;
+import dev.qnat.nf4.kernel.Nf4Kernels;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * One thread, block 64, weights drawn from N(0, 0.02). {@code quantize} is the whole call as
+ * {@link Nf4#quantize} makes it: the NaN/infinity scan, then the blocks. The vector width is the
+ * fork's {@code -Dqnat.vector.bits} (bench/run.sh runs each width); {@code impl=scalar} is the
+ * reference. Scores are per call; divide by {@code elements} for ns per element.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+// jvmArgs, not jvmArgsAppend: the command line's -jvmArgsAppend (the width) must add to these, not replace them.
+@Fork(value = 1, jvmArgs = {"--add-modules", "jdk.incubator.vector", "-Xmx1g"})
+public class Nf4Benchmark {
+    private static final int BLOCK_SIZE = 64;
+
+    /** 1 Ki elements (4 KiB of F32, in L1), 256 Ki (1 MiB, in L2), 64 Mi (256 MiB, in memory). */
+    @Param({"1024", "262144", "67108864"})
+    public int elements;
+
+    @Param({"vector", "scalar"})
+    public String impl;
+
+    /** The input type of quantize (F32 or BF16) and the output type of dequantize. */
+    @Param({"F32", "BF16"})
+    public FloatType type;
+
+    private Arena arena;
+    private Nf4Kernels kernels;
+    private MemorySegment values;
+    private MemorySegment codes;
+    private MemorySegment absmax;
+    private MemorySegment output;
+    private long blocks;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        kernels = impl.equals("scalar") ? Nf4KernelProvider.scalar() : Nf4KernelProvider.kernels();
+        if (impl.equals("vector") && !kernels.name().startsWith("panama")) {
+            throw new IllegalStateException("impl=vector but this JVM runs the " + kernels.name() + " kernels");
+        }
+        arena = Arena.ofShared();
+        values = arena.allocate((long) elements * type.byteSize(), 64);
+        output = arena.allocate((long) elements * type.byteSize(), 64);
+        codes = arena.allocate(Nf4.packedSize(elements), 64);
+        blocks = Nf4.blockCount(elements, BLOCK_SIZE);
+        absmax = arena.allocate(4 * blocks, 64);
+        SplittableRandom random = new SplittableRandom(42);
+        ValueLayout.OfFloat f32 = ValueLayout.JAVA_FLOAT.withOrder(ByteOrder.LITTLE_ENDIAN);
+        ValueLayout.OfShort f16 = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN);
+        for (long i = 0; i < elements; i++) {
+            float x = (float) (random.nextGaussian() * 0.02);
+            if (type == FloatType.F32) {
+                values.setAtIndex(f32, i, x);
+            } else {
+                values.setAtIndex(f16, i, type.floatToHalfBits(x));
+            }
+        }
+        Nf4.quantize(values, type, BLOCK_SIZE, codes, absmax);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        arena.close();
+    }
+
+    @Benchmark
+    public MemorySegment quantize() {
+        if (kernels.firstNonFinite(values, type, 0, elements) >= 0) {
+            throw new AssertionError("generated data is finite");
+        }
+        kernels.quantize(values, type, elements, BLOCK_SIZE, 0, blocks, codes, absmax);
+        return codes;
+    }
+
+    @Benchmark
+    public MemorySegment dequantize() {
+        kernels.dequantize(codes, absmax, BLOCK_SIZE, elements, 0, blocks, output, type);
+        return output;
+    }
+
+    /** The NaN/infinity scan alone: what {@code quantize} pays for its nothing-written-on-failure promise. */
+    @Benchmark
+    public long scan() {
+        return kernels.firstNonFinite(values, type, 0, elements);
+    }
+
+    /** The block work alone, as the QNAT writer runs it (its output is a temp file discarded on failure). */
+    @Benchmark
+    public MemorySegment quantizeBlocks() {
+        kernels.quantize(values, type, elements, BLOCK_SIZE, 0, blocks, codes, absmax);
+        return codes;
+    }
+}
