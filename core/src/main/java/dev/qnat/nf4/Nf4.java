@@ -3,7 +3,10 @@ package dev.qnat.nf4;
 import dev.qnat.nf4.kernel.Nf4KernelProvider;
 import dev.qnat.nf4.kernel.Nf4Kernels;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
@@ -34,6 +37,9 @@ public final class Nf4 {
 
     // Parallel work goes in ranges of at least this many elements, so that task overhead stays small.
     private static final long MIN_ELEMENTS_PER_TASK = 1 << 16;
+
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     // Never started: it only asks segments whether a thread other than the caller may touch them.
     private static final Thread SOME_OTHER_THREAD = Thread.ofVirtual().unstarted(() -> { });
@@ -110,6 +116,31 @@ public final class Nf4 {
             kernels.quantize(src, srcType, count, blockSize, range[0], range[1], codes, absmax);
             return 0L;
         });
+    }
+
+    /**
+     * Quantizes blocks {@code [firstBlock, endBlock)} of {@code src} into their places in {@code codes} and
+     * {@code absmax}, for writers whose output is thrown away on failure (a temp file, say), so that the
+     * input is read once instead of twice: there is no scan first. A NaN or infinity is found afterwards
+     * from its block's absmax and reported as {@link NonFiniteValueException} with its index; the range's
+     * output is then partly written. Safe to call concurrently for disjoint ranges.
+     */
+    public static void quantizeBlocks(MemorySegment src, FloatType srcType, int blockSize, long firstBlock,
+                                      long endBlock, MemorySegment codes, MemorySegment absmax) {
+        Nf4Kernels kernels = Nf4KernelProvider.kernels();
+        long count = checkQuantize(src, srcType, blockSize, codes, absmax);
+        long blocks = blockCount(count, blockSize);
+        if (firstBlock < 0 || firstBlock > endBlock || endBlock > blocks) {
+            throw new IndexOutOfBoundsException("blocks [" + firstBlock + ", " + endBlock + ") of " + blocks);
+        }
+        kernels.quantize(src, srcType, count, blockSize, firstBlock, endBlock, codes, absmax);
+        for (long block = firstBlock; block < endBlock; block++) {
+            if (!Float.isFinite(absmax.getAtIndex(FLOAT, block))) {
+                long start = block * blockSize;
+                throw nonFinite(src, srcType, kernels.firstNonFinite(src, srcType, start,
+                        Math.min(count, start + blockSize)));
+            }
+        }
     }
 
     // ---- dequantize -------------------------------------------------------------------------------
@@ -209,11 +240,8 @@ public final class Nf4 {
     }
 
     private static NonFiniteValueException nonFinite(MemorySegment src, FloatType type, long index) {
-        float value = type == FloatType.F32
-                ? src.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(
-                        java.nio.ByteOrder.LITTLE_ENDIAN), index)
-                : type.halfBitsToFloat(src.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(
-                        java.nio.ByteOrder.LITTLE_ENDIAN), index));
+        float value = type == FloatType.F32 ? src.getAtIndex(FLOAT, index)
+                : type.halfBitsToFloat(src.getAtIndex(HALF, index));
         return new NonFiniteValueException(index, value);
     }
 
@@ -225,7 +253,7 @@ public final class Nf4 {
      */
     private static List<long[]> blockRanges(long count, int blockSize, Executor executor, MemorySegment... segments) {
         long blocks = blockCount(count, blockSize);
-        boolean shareable = java.util.Arrays.stream(segments).allMatch(s -> s.isAccessibleBy(SOME_OTHER_THREAD));
+        boolean shareable = Arrays.stream(segments).allMatch(s -> s.isAccessibleBy(SOME_OTHER_THREAD));
         int workers = !shareable ? 0 : executor instanceof ForkJoinPool pool ? pool.getParallelism()
                 : Runtime.getRuntime().availableProcessors();
         if (workers <= 1) {

@@ -93,7 +93,7 @@ final class TestData {
 
     /** The seed of a property test: -Dqnat.test.seed replays a failure, otherwise a fresh one. */
     static long seed() {
-        String replay = System.getProperty("qnat.test.seed");
-        return replay != null ? Long.parseLong(replay) : System.nanoTime();
+        String replay = System.getProperty("qnat.test.seed", "").strip();
+        return replay.isEmpty() ? System.nanoTime() : Long.parseLong(replay);
     }
 }

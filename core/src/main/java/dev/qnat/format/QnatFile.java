@@ -1,0 +1,425 @@
+package dev.qnat.format;
+
+import static dev.qnat.format.QnatLayout.ALIGNMENT;
+import static dev.qnat.format.QnatLayout.ENTRY_SIZE;
+import static dev.qnat.format.QnatLayout.FIXED_HEADER_SIZE;
+import static dev.qnat.format.QnatLayout.SECTIONS;
+
+import dev.qnat.nf4.DoubleQuantization;
+import dev.qnat.nf4.Nf4;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalLong;
+
+/**
+ * An open QNAT file, v2 or v1, mapped read-only and validated in full before use (src/spec/qnat-v2.md):
+ * a malformed file is refused with a {@link QnatFormatException} naming the field, its offset and what
+ * was expected. Tensors are zero-copy views of the mapping. Safe for concurrent readers; {@link #close()}
+ * unmaps, after which reads fail with {@link IllegalStateException}, also in threads reading at that moment.
+ */
+public final class QnatFile implements AutoCloseable {
+    /** Most metadata entries and tensors a file may have; far beyond real models, short of exhausting memory. */
+    static final long MAX_ENTRIES = 10_000_000;
+
+    private final Path path;
+    private final Arena arena;
+    private final MemorySegment file;
+    private final boolean checkOnFirstRead;
+    private final int version;
+    private final Map<String, String> metadata;
+    private final List<QnatTensor> tensors;
+    private final int[] nameIndex;
+    private final long v1OffsetError;
+
+    private QnatFile(Path path, Arena arena, MemorySegment file, boolean checkOnFirstRead, HeaderBytes bytes)
+            throws QnatFormatException {
+        this.path = path;
+        this.arena = arena;
+        this.file = file;
+        this.checkOnFirstRead = checkOnFirstRead;
+        if (file.byteSize() < 8) {
+            throw bytes.error("magic", 0, "the file has " + file.byteSize() + " bytes, too few for a QNAT header");
+        }
+        if (!Arrays.equals(file.asSlice(0, 4).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE), QnatLayout.MAGIC)) {
+            throw bytes.error("magic", 0, "not a QNAT file (the first bytes are not 'QNAT')");
+        }
+        version = bytes.u32In("version", 4, 1, 2);
+        List<QnatTensor> list = new ArrayList<>();
+        Map<String, String> meta = new LinkedHashMap<>();
+        if (version == 2) {
+            nameIndex = readV2(bytes, meta, list);
+            v1OffsetError = 0;
+        } else {
+            QnatV1.Contents v1 = QnatV1.read(this, bytes, meta, list);
+            nameIndex = v1.nameIndex();
+            v1OffsetError = v1.offsetError();
+        }
+        metadata = Collections.unmodifiableMap(meta);
+        tensors = List.copyOf(list);
+    }
+
+    /** Opens, maps and validates a QNAT file; tensor CRCs are checked on each tensor's first read. */
+    public static QnatFile open(Path path) throws IOException, QnatFormatException {
+        return open(path, true);
+    }
+
+    /**
+     * Opens, maps and validates a QNAT file.
+     *
+     * @param checkOnFirstRead whether each tensor's CRCs are checked the first time it is read
+     */
+    public static QnatFile open(Path path, boolean checkOnFirstRead) throws IOException, QnatFormatException {
+        Arena arena = Arena.ofShared();
+        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+            MemorySegment file = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);
+            return new QnatFile(path, arena, file, checkOnFirstRead, new HeaderBytes(file, path.toString()));
+        } catch (IOException | QnatFormatException | RuntimeException | Error e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    String fileName() {
+        return path.toString();
+    }
+
+    boolean checksOnFirstRead() {
+        return checkOnFirstRead;
+    }
+
+    MemorySegment mapping() {
+        return file;
+    }
+
+    /** 2 for files qnat writes, 1 for qlora-rs files. */
+    public int version() {
+        return version;
+    }
+
+    /** Size of the file in bytes. */
+    public long fileSize() {
+        return file.byteSize();
+    }
+
+    /** The metadata, in stored order (for v1: model_name, model_type, compute_dtype). */
+    public Map<String, String> metadata() {
+        return metadata;
+    }
+
+    /** The tensors, in stored order. */
+    public List<QnatTensor> tensors() {
+        return tensors;
+    }
+
+    /** The tensor of that name: a binary search over the name index. */
+    public Optional<QnatTensor> tensor(String name) {
+        byte[] key = name.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        int low = 0;
+        int high = nameIndex.length - 1;
+        while (low <= high) {
+            int middle = (low + high) >>> 1;
+            QnatTensor candidate = tensors.get(nameIndex[middle]);
+            int order = Arrays.compareUnsigned(candidate.name().getBytes(java.nio.charset.StandardCharsets.UTF_8), key);
+            if (order == 0) {
+                return Optional.of(candidate);
+            }
+            if (order < 0) {
+                low = middle + 1;
+            } else {
+                high = middle - 1;
+            }
+        }
+        return Optional.empty();
+    }
+
+    /**
+     * For v1 files: how many bytes each stored data offset is too large by (the seed writer's bug),
+     * {@code 23 - len(model_name) - len(model_type)}; empty for v2.
+     */
+    public OptionalLong v1OffsetError() {
+        return version == 1 ? OptionalLong.of(v1OffsetError) : OptionalLong.empty();
+    }
+
+    /** Checks every tensor's CRCs (v2; v1 has none, its structure was checked on open). */
+    public void verify() throws QnatFormatException {
+        for (QnatTensor tensor : tensors) {
+            tensor.verify();
+        }
+    }
+
+    /** Unmaps the file. Reads in other threads then fail with IllegalStateException. */
+    @Override
+    public void close() {
+        arena.close();
+    }
+
+    // ---- v2 ---------------------------------------------------------------------------------------
+
+    private int[] readV2(HeaderBytes bytes, Map<String, String> meta, List<QnatTensor> list) throws QnatFormatException {
+        long size = bytes.size();
+        if (size < FIXED_HEADER_SIZE) {
+            throw bytes.error("fixed header", 0, "the file has " + size + " bytes, the v2 header alone " + FIXED_HEADER_SIZE);
+        }
+        bytes.u32In("flags", 8, 0, 0);
+        long fileLength = bytes.u64("file_length", 24);
+        if (fileLength != size) {
+            throw bytes.error("file_length", 24, "says " + fileLength + " bytes, the file has " + size
+                    + (fileLength > size ? " (truncated?)" : ""));
+        }
+        long headerLength = bytes.u64("header_length", 16);
+        if (headerLength < FIXED_HEADER_SIZE || headerLength > size || headerLength % ALIGNMENT != 0) {
+            throw bytes.error("header_length", 16, "value " + headerLength + ", expected a multiple of " + ALIGNMENT
+                    + " from " + FIXED_HEADER_SIZE + " to the file size " + size);
+        }
+        int storedCrc = (int) bytes.u32("header_crc32c", 12);
+        int actualCrc = headerCrc(headerLength);
+        if (storedCrc != actualCrc) {
+            throw bytes.error("header_crc32c", 12, "stored 0x" + Integer.toHexString(storedCrc) + ", the header's is 0x"
+                    + Integer.toHexString(actualCrc));
+        }
+        bytes.zeros("reserved", 104, 24);
+        long metadataOffset = bytes.u64("metadata_offset", 32);
+        if (metadataOffset != FIXED_HEADER_SIZE) {
+            throw bytes.error("metadata_offset", 32, "value " + metadataOffset + ", expected " + FIXED_HEADER_SIZE);
+        }
+        long metadataEnd = part(bytes, "metadata", 40, metadataOffset, headerLength);
+        long count = bytes.u32("tensor_count", 96);
+        long entrySize = bytes.u32("entry_size", 100);
+        if (entrySize < ENTRY_SIZE || entrySize % 8 != 0) {
+            throw bytes.error("entry_size", 100, "value " + entrySize + ", expected a multiple of 8, at least " + ENTRY_SIZE);
+        }
+        long tableOffset = partStart(bytes, "table", 48, metadataEnd);
+        long tableEnd = part(bytes, "table", 56, tableOffset, headerLength);
+        if (tableEnd - tableOffset != count * entrySize) {
+            throw bytes.error("table_length", 56, "value " + (tableEnd - tableOffset) + ", expected tensor_count " + count
+                    + " x entry_size " + entrySize + " = " + count * entrySize);
+        }
+        long indexOffset = partStart(bytes, "index", 64, tableEnd);
+        long indexEnd = part(bytes, "index", 72, indexOffset, headerLength);
+        if (indexEnd - indexOffset != 4 * count) {
+            throw bytes.error("index_length", 72, "value " + (indexEnd - indexOffset) + ", expected 4 x " + count);
+        }
+        long stringsOffset = partStart(bytes, "strings", 80, indexEnd);
+        long stringsEnd = part(bytes, "strings", 88, stringsOffset, headerLength);
+
+        readMetadata(bytes, meta, metadataOffset, metadataEnd);
+        List<long[]> used = new ArrayList<>();
+        for (int t = 0; t < count; t++) {
+            list.add(readEntry(bytes, t, tableOffset + t * entrySize, stringsOffset, stringsEnd, headerLength, used));
+        }
+        checkNoOverlap(bytes, used, list);
+        return readIndex(bytes, list, indexOffset);
+    }
+
+    private int headerCrc(long headerLength) {
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(file.asSlice(0, 12).asByteBuffer());
+        crc.update(new byte[4]);
+        crc.update(file.asSlice(16, headerLength - 16).asByteBuffer());
+        return (int) crc.getValue();
+    }
+
+    /** A part's start: 8-aligned, not before the previous part's end. */
+    private static long partStart(HeaderBytes bytes, String part, long field, long previousEnd) throws QnatFormatException {
+        long offset = bytes.u64(part + "_offset", field);
+        if (offset < previousEnd || offset % 8 != 0) {
+            throw bytes.error(part + "_offset", field, "value " + offset + ", expected a multiple of 8 at or after "
+                    + previousEnd + ", where the previous part ends");
+        }
+        return offset;
+    }
+
+    /** A part's end from its length field, which follows its offset field; within the header. */
+    private static long part(HeaderBytes bytes, String part, long lengthField, long offset, long headerLength)
+            throws QnatFormatException {
+        long length = bytes.u64(part + "_length", lengthField);
+        if (length > headerLength - offset) {
+            throw bytes.error(part + "_length", lengthField, "part [" + offset + ", " + offset + " + " + length
+                    + ") runs past the header's end at " + headerLength);
+        }
+        return offset + length;
+    }
+
+    private static void readMetadata(HeaderBytes bytes, Map<String, String> meta, long offset, long end)
+            throws QnatFormatException {
+        long count = bytes.u32("metadata count", offset);
+        if (count > (end - offset - 4) / 8) {
+            throw bytes.error("metadata count", offset, count + " entries cannot fit in " + (end - offset) + " bytes");
+        }
+        long position = offset + 4;
+        for (long i = 0; i < count; i++) {
+            String[] pair = new String[2];
+            for (int k = 0; k < 2; k++) {
+                String field = "metadata entry " + i + (k == 0 ? " key" : " value");
+                long length = bytes.u32(field + " length", position);
+                if (position + 4 > end || length > end - position - 4) {
+                    throw bytes.error(field, position, "length " + length + " runs past the metadata's end at " + end);
+                }
+                pair[k] = bytes.utf8(field, position + 4, length);
+                position += 4 + length;
+            }
+            if (pair[0].isEmpty() || meta.putIfAbsent(pair[0], pair[1]) != null) {
+                throw bytes.error("metadata entry " + i + " key", position, pair[0].isEmpty() ? "empty key"
+                        : "key '" + pair[0] + "' appears twice");
+            }
+        }
+        if (position != end) {
+            throw bytes.error("metadata", position, (end - position) + " bytes left over after " + count + " entries");
+        }
+    }
+
+    private QnatTensor readEntry(HeaderBytes bytes, int t, long entry, long stringsOffset, long stringsEnd,
+                                 long headerLength, List<long[]> used) throws QnatFormatException {
+        String where = "tensor " + t;
+        long nameOffset = bytes.u64(where + " name_offset", entry);
+        long nameLength = bytes.u32In(where + " name_length", entry + 8, 1, TensorToWrite.MAX_NAME_BYTES);
+        if (nameOffset > stringsEnd - stringsOffset - nameLength) {
+            throw bytes.error(where + " name", entry, "bytes [" + nameOffset + ", +" + nameLength
+                    + ") run past the strings part of " + (stringsEnd - stringsOffset) + " bytes");
+        }
+        String name = bytes.utf8(where + " name", stringsOffset + nameOffset, nameLength);
+        where = "tensor " + t + " ('" + name + "')";
+        int rank = bytes.u32In(where + " rank", entry + 12, 0, TensorToWrite.MAX_RANK);
+        long dimsOffset = bytes.u64(where + " dims_offset", entry + 16);
+        if (dimsOffset % 8 != 0 || dimsOffset > stringsEnd - stringsOffset - 8L * rank) {
+            throw bytes.error(where + " dims_offset", entry + 16, "value " + dimsOffset + ": " + rank
+                    + " dimensions must lie 8-aligned inside the strings part of " + (stringsEnd - stringsOffset) + " bytes");
+        }
+        long[] shape = new long[rank];
+        long product = 1;
+        for (int d = 0; d < rank; d++) {
+            long dimField = stringsOffset + dimsOffset + 8L * d;
+            shape[d] = bytes.u64(where + " dimension " + d, dimField);
+            product = shape[d] == 0 || product == 0 ? 0 : product > ((1L << 62) - 1) / shape[d] ? -1 : product * shape[d];
+            if (product < 0) {
+                throw bytes.error(where + " dimension " + d, dimField, "shape " + Arrays.toString(Arrays.copyOf(shape, d + 1))
+                        + " has 2^62 elements or more");
+            }
+        }
+        long count = bytes.u64(where + " element_count", entry + 24);
+        if (count != product) {
+            throw bytes.error(where + " element_count", entry + 24, "value " + count + ", the shape "
+                    + Arrays.toString(shape) + " has " + product);
+        }
+        int dtypeCode = bytes.u8(where + " dtype", entry + 32);
+        DType dtype = DType.ofCode(dtypeCode).orElseThrow(() -> bytes.error("tensor " + t + " dtype", entry + 32,
+                "unknown dtype code " + dtypeCode));
+        int encodingCode = bytes.u8(where + " encoding", entry + 33);
+        int scalesCode = bytes.u8(where + " scales", entry + 34);
+        bytes.zeros(where + " reserved", entry + 35, 1);
+        int blockSize = (int) bytes.u32(where + " block_size", entry + 36);
+        int nested = (int) bytes.u32(where + " nested_block_size", entry + 40);
+        float dqOffset = bytes.f32(where + " dq_offset", entry + 44);
+        Encoding encoding;
+        ScaleStorage scales;
+        if (encodingCode == 0 && scalesCode == 0 && blockSize == 0) {
+            encoding = Encoding.RAW;
+            scales = ScaleStorage.NONE;
+        } else if (encodingCode == 1 && (scalesCode == 1 || scalesCode == 2)) {
+            encoding = Encoding.NF4;
+            scales = scalesCode == 1 ? ScaleStorage.ABSMAX_F32 : ScaleStorage.DOUBLE_QUANT;
+            if (dtype.floatType().isEmpty()) {
+                throw bytes.error(where + " dtype", entry + 32, dtype + " for an NF4 tensor, expected F32, F16 or BF16");
+            }
+            if (blockSize < Nf4.MIN_BLOCK_SIZE || blockSize > Nf4.MAX_BLOCK_SIZE || (blockSize & 1) != 0) {
+                throw bytes.error(where + " block_size", entry + 36, "value " + Integer.toUnsignedString(blockSize)
+                        + ", expected an even number from 2 to 2^20");
+            }
+        } else {
+            throw bytes.error(where + " encoding", entry + 33, "encoding " + encodingCode + " with scales " + scalesCode
+                    + " and block size " + Integer.toUnsignedString(blockSize) + " is not a valid combination");
+        }
+        boolean doubleQuant = scales == ScaleStorage.DOUBLE_QUANT;
+        if (nested != (doubleQuant ? DoubleQuantization.GROUP_SIZE : 0)) {
+            throw bytes.error(where + " nested_block_size", entry + 40, "value " + Integer.toUnsignedString(nested)
+                    + ", expected " + (doubleQuant ? DoubleQuantization.GROUP_SIZE : 0));
+        }
+        if (doubleQuant ? !Float.isFinite(dqOffset) : Float.floatToRawIntBits(dqOffset) != 0) {
+            throw bytes.error(where + " dq_offset", entry + 44, "value " + dqOffset + ", expected "
+                    + (doubleQuant ? "a finite number" : "0"));
+        }
+        bytes.zeros(where + " reserved", entry + 144, 16);
+        long[] expected = QnatLayout.sectionLengths(product, dtype, encoding, blockSize, doubleQuant);
+        MemorySegment[] sections = new MemorySegment[SECTIONS];
+        long[] offsets = new long[SECTIONS];
+        int[] crcs = new int[SECTIONS];
+        for (int s = 0; s < SECTIONS; s++) {
+            long field = entry + 48 + 24L * s;
+            String section = where + " section " + s;
+            long offset = bytes.u64(section + " offset", field);
+            long length = bytes.u64(section + " length", field + 8);
+            crcs[s] = (int) bytes.u32(section + " crc32c", field + 16);
+            bytes.zeros(section + " reserved", field + 20, 4);
+            if (expected[s] < 0) {
+                if (offset != 0 || length != 0 || crcs[s] != 0) {
+                    throw bytes.error(section, field, "is unused for this tensor and must be all zeros");
+                }
+                continue;
+            }
+            if (length != expected[s]) {
+                throw bytes.error(section + " length", field + 8, "value " + length + ", expected " + expected[s] + " for "
+                        + product + " elements " + (encoding == Encoding.NF4 ? "at block " + blockSize + " with " + scales
+                        : "of " + dtype));
+            }
+            if (offset % ALIGNMENT != 0 || offset < headerLength || offset > file.byteSize() - length) {
+                throw bytes.error(section + " offset", field, "value " + offset + ": a section of " + length
+                        + " bytes must start at a multiple of " + ALIGNMENT + " in [" + headerLength + ", "
+                        + file.byteSize() + "]");
+            }
+            sections[s] = file.asSlice(offset, length).asReadOnly();
+            offsets[s] = offset;
+            if (length > 0) {
+                used.add(new long[] {offset, length, t, s});
+            }
+        }
+        return new QnatTensor(this, name, shape, product, dtype, encoding, scales, blockSize, dqOffset, sections,
+                offsets, crcs, null);
+    }
+
+    private static void checkNoOverlap(HeaderBytes bytes, List<long[]> used, List<QnatTensor> list)
+            throws QnatFormatException {
+        used.sort((a, b) -> Long.compare(a[0], b[0]));
+        for (int i = 1; i < used.size(); i++) {
+            long[] previous = used.get(i - 1);
+            long[] current = used.get(i);
+            if (current[0] < previous[0] + previous[1]) {
+                throw bytes.error("tensor '" + list.get((int) current[2]).name() + "' section " + current[3], current[0],
+                        "overlaps section " + previous[3] + " of tensor '" + list.get((int) previous[2]).name()
+                        + "', which ends at " + (previous[0] + previous[1]));
+            }
+        }
+    }
+
+    private static int[] readIndex(HeaderBytes bytes, List<QnatTensor> list, long indexOffset) throws QnatFormatException {
+        int count = list.size();
+        int[] index = new int[count];
+        byte[] previous = null;
+        for (int i = 0; i < count; i++) {
+            long field = indexOffset + 4L * i;
+            index[i] = bytes.u32In("name index entry " + i, field, 0, Math.max(0, count - 1));
+            byte[] name = list.get(index[i]).name().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            if (previous != null && Arrays.compareUnsigned(previous, name) >= 0) {
+                throw bytes.error("name index entry " + i, field, Arrays.compareUnsigned(previous, name) == 0
+                        ? "tensor name '" + list.get(index[i]).name() + "' appears twice"
+                        : "names are not in increasing byte order");
+            }
+            previous = name;
+        }
+        return index;
+    }
+}

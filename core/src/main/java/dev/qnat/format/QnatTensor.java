@@ -1,0 +1,252 @@
+package dev.qnat.format;
+
+import dev.qnat.nf4.DoubleQuantization;
+import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.Nf4;
+import dev.qnat.nf4.Nf4Codebook;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.Executor;
+
+/**
+ * A tensor of an open {@link QnatFile}: its description, zero-copy views of its sections, and
+ * dequantization into caller-provided memory through the codec's kernels. Its sections' CRCs are
+ * checked on the first read (unless the file was opened without that); a mismatch refuses the read.
+ * Usable from many threads at once, and only while its file is open.
+ */
+public final class QnatTensor {
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final String[] SECTION_NAMES = {"data", "scales", "nested scales", "table"};
+
+    private final QnatFile file;
+    private final String name;
+    private final long[] shape;
+    private final long elementCount;
+    private final DType dtype;
+    private final Encoding encoding;
+    private final ScaleStorage scaleStorage;
+    private final int blockSize;
+    private final float dqOffset;
+    /** Sections 0..3 as read-only slices (null where unused); v1 adds zero points. */
+    private final MemorySegment[] sections;
+    private final long[] sectionOffsets;
+    private final int[] crcs;
+    private final MemorySegment zeroPoints;
+    private volatile boolean checked;
+
+    QnatTensor(QnatFile file, String name, long[] shape, long elementCount, DType dtype, Encoding encoding,
+               ScaleStorage scaleStorage, int blockSize, float dqOffset, MemorySegment[] sections,
+               long[] sectionOffsets, int[] crcs, MemorySegment zeroPoints) {
+        this.file = file;
+        this.name = name;
+        this.shape = shape;
+        this.elementCount = elementCount;
+        this.dtype = dtype;
+        this.encoding = encoding;
+        this.scaleStorage = scaleStorage;
+        this.blockSize = blockSize;
+        this.dqOffset = dqOffset;
+        this.sections = sections;
+        this.sectionOffsets = sectionOffsets;
+        this.crcs = crcs;
+        this.zeroPoints = zeroPoints;
+        this.checked = crcs == null || !file.checksOnFirstRead();
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public long[] shape() {
+        return shape.clone();
+    }
+
+    public long elementCount() {
+        return elementCount;
+    }
+
+    /** The dtype the tensor came in, and dequantizes to by default. */
+    public DType dtype() {
+        return dtype;
+    }
+
+    public Encoding encoding() {
+        return encoding;
+    }
+
+    public ScaleStorage scaleStorage() {
+        return scaleStorage;
+    }
+
+    /** NF4 block size; 0 for RAW tensors. */
+    public int blockSize() {
+        return blockSize;
+    }
+
+    /** Bytes the tensor takes in the file, all sections together. */
+    public long storedBytes() {
+        return Arrays.stream(sections).filter(Objects::nonNull).mapToLong(MemorySegment::byteSize).sum()
+                + (zeroPoints == null ? 0 : zeroPoints.byteSize());
+    }
+
+    /** {offset, length} in the file of each used section, zero points included. */
+    List<long[]> sectionRanges() {
+        List<long[]> ranges = new ArrayList<>();
+        for (int s = 0; s < sections.length; s++) {
+            if (sections[s] != null) {
+                ranges.add(new long[] {sectionOffsets[s], sections[s].byteSize()});
+            }
+        }
+        return ranges;
+    }
+
+    /** Whether this is a v1 tensor with per-block zero points (dequantized as (level + zp) * scale). */
+    public boolean hasZeroPoints() {
+        return zeroPoints != null;
+    }
+
+    /** The stored bytes: packed codes for NF4, the elements for RAW. Read-only, zero-copy. */
+    public MemorySegment data() throws QnatFormatException {
+        checkOnFirstRead();
+        return sections[QnatLayout.DATA];
+    }
+
+    /** The stored scales: f32 absmax, or one code byte per block when double-quantized. Empty for RAW. */
+    public MemorySegment scales() throws QnatFormatException {
+        checkOnFirstRead();
+        return sections[QnatLayout.SCALES] == null ? MemorySegment.NULL : sections[QnatLayout.SCALES];
+    }
+
+    /** The double-quantization offset (0 unless {@link ScaleStorage#DOUBLE_QUANT}). */
+    public float doubleQuantOffset() {
+        return dqOffset;
+    }
+
+    /** Checks the CRCs of the tensor's sections now. */
+    public void verify() throws QnatFormatException {
+        if (crcs == null) {
+            return;
+        }
+        for (int s = 0; s < sections.length; s++) {
+            if (sections[s] != null) {
+                int actual = QnatWriter.crc32c(sections[s]);
+                if (actual != crcs[s]) {
+                    throw new QnatFormatException(file.fileName() + ": tensor '" + name + "': " + SECTION_NAMES[s]
+                            + " section at offset " + sectionOffsets[s] + " fails its CRC-32C (stored 0x"
+                            + Integer.toHexString(crcs[s]) + ", computed 0x" + Integer.toHexString(actual) + ")");
+                }
+            }
+        }
+        checked = true;
+    }
+
+    private void checkOnFirstRead() throws QnatFormatException {
+        if (!checked) {
+            verify();
+        }
+    }
+
+    /**
+     * Writes the tensor's values into {@code dst} as {@code type}: NF4 tensors are dequantized, RAW
+     * F32/F16/BF16 tensors converted (round to nearest even). {@code dst} must hold exactly
+     * {@link #elementCount()} elements.
+     */
+    public void dequantize(MemorySegment dst, FloatType type) throws QnatFormatException {
+        dequantize(dst, type, null);
+    }
+
+    /** As {@link #dequantize(MemorySegment, FloatType)}, with block ranges run on {@code executor} (null: this thread). */
+    public void dequantize(MemorySegment dst, FloatType type, Executor executor) throws QnatFormatException {
+        Objects.requireNonNull(dst, "dst");
+        Objects.requireNonNull(type, "type");
+        if (dst.byteSize() != elementCount * type.byteSize()) {
+            throw new IllegalArgumentException("tensor '" + name + "' has " + elementCount + " elements, " + dst.byteSize()
+                    + " bytes hold " + dst.byteSize() / type.byteSize() + " " + type);
+        }
+        checkOnFirstRead();
+        if (encoding == Encoding.RAW) {
+            convertRaw(dst, type);
+            return;
+        }
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment absmax = absmaxF32(arena);
+            if (zeroPoints != null) {
+                dequantizeWithZeroPoints(absmax, dst, type);
+            } else if (executor == null) {
+                Nf4.dequantize(sections[QnatLayout.DATA], absmax, blockSize, dst, type);
+            } else {
+                Nf4.dequantizeParallel(sections[QnatLayout.DATA], absmax, blockSize, dst, type, executor);
+            }
+        }
+    }
+
+    /** The values as a new float array (at most 2^31 - 1 elements). */
+    public float[] toFloats() throws QnatFormatException {
+        if (elementCount > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("tensor '" + name + "' has " + elementCount
+                    + " elements, too many for one array; dequantize into a MemorySegment");
+        }
+        float[] values = new float[(int) elementCount];
+        dequantize(MemorySegment.ofArray(values), FloatType.F32);
+        return values;
+    }
+
+    /** The f32 absmax per block: as stored, or reconstructed from the double quantization. */
+    private MemorySegment absmaxF32(Arena arena) {
+        MemorySegment scales = sections[QnatLayout.SCALES];
+        if (scaleStorage != ScaleStorage.DOUBLE_QUANT) {
+            return scales;
+        }
+        long blocks = scales.byteSize();
+        float[] table = sections[QnatLayout.TABLE].toArray(F32);
+        MemorySegment absmax = arena.allocate(4 * blocks, 64);
+        DoubleQuantization.dequantize(scales, sections[QnatLayout.NESTED_SCALES], dqOffset, table, blocks, absmax);
+        return absmax;
+    }
+
+    private void dequantizeWithZeroPoints(MemorySegment absmax, MemorySegment dst, FloatType type) {
+        MemorySegment codes = sections[QnatLayout.DATA];
+        for (long i = 0; i < elementCount; i++) {
+            int code = (codes.get(ValueLayout.JAVA_BYTE, i / 2) >> (4 * (i & 1))) & 0xF;
+            long block = i / blockSize;
+            float value = (Nf4Codebook.level(code) + zeroPoints.getAtIndex(F32, block)) * absmax.getAtIndex(F32, block);
+            write(dst, type, i, value);
+        }
+    }
+
+    private void convertRaw(MemorySegment dst, FloatType type) {
+        FloatType from = dtype.floatType().orElseThrow(() -> new UnsupportedOperationException("tensor '" + name
+                + "' is " + dtype + ", not a float type; read its bytes with data()"));
+        MemorySegment src = sections[QnatLayout.DATA];
+        if (from == type) {
+            MemorySegment.copy(src, 0, dst, 0, src.byteSize());
+            return;
+        }
+        for (long i = 0; i < elementCount; i++) {
+            float value = from == FloatType.F32 ? src.getAtIndex(F32, i) : from.halfBitsToFloat(src.getAtIndex(HALF, i));
+            write(dst, type, i, value);
+        }
+    }
+
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private static void write(MemorySegment dst, FloatType type, long index, float value) {
+        if (type == FloatType.F32) {
+            dst.setAtIndex(F32, index, value);
+        } else {
+            dst.setAtIndex(HALF, index, type.floatToHalfBits(value));
+        }
+    }
+
+    @Override
+    public String toString() {
+        return name + " " + Arrays.toString(shape) + " " + dtype + " " + encoding
+                + (encoding == Encoding.NF4 ? " block " + blockSize + " " + scaleStorage : "");
+    }
+}

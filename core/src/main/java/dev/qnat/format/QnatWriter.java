@@ -1,0 +1,303 @@
+package dev.qnat.format;
+
+import static dev.qnat.format.QnatLayout.DATA;
+import static dev.qnat.format.QnatLayout.NESTED_SCALES;
+import static dev.qnat.format.QnatLayout.SCALES;
+import static dev.qnat.format.QnatLayout.TABLE;
+
+import dev.qnat.nf4.DoubleQuantization;
+import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.Nf4;
+import dev.qnat.nf4.NonFiniteValueException;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.zip.CRC32C;
+
+/**
+ * Writes QNAT v2 files (src/spec/qnat-v2.md). The whole layout is computed first; then a temp file
+ * beside the target is sized once, mapped, and every tensor is quantized (or copied) straight into its
+ * section, in parallel over tensors and block ranges. Then the scales are double-quantized where asked,
+ * the section CRCs computed, the header written last, the mapping forced to disk, and the temp file
+ * renamed onto the target in one atomic step. On any failure the temp file is removed and the target
+ * is left as it was. Nothing is buffered on the heap per tensor, so files larger than the heap write fine.
+ */
+public final class QnatWriter {
+    /** Told, from worker threads, how many input bytes were just processed. */
+    @FunctionalInterface
+    public interface Progress {
+        void advance(long inputBytes);
+
+        Progress NONE = bytes -> { };
+    }
+
+    /** Marks temp files: {@code .<target name>.qnat-partial.<pid>.<random>}. */
+    static final String PARTIAL_MARK = ".qnat-partial.";
+
+    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    // Quantization tasks cover about this many elements, so that big tensors spread over all threads.
+    private static final long ELEMENTS_PER_TASK = 1 << 20;
+    private static final long CRC_CHUNK = 1 << 30;
+
+    private QnatWriter() {}
+
+    /** Writes with one thread per core and no progress reports. */
+    public static void write(Path target, Map<String, String> metadata, List<TensorToWrite> tensors) throws IOException {
+        write(target, metadata, tensors, Runtime.getRuntime().availableProcessors(), Progress.NONE);
+    }
+
+    /** Total input bytes of the tensors: what {@link Progress} counts towards. */
+    public static long inputBytes(List<TensorToWrite> tensors) {
+        return tensors.stream().mapToLong(t -> t.data().byteSize()).sum();
+    }
+
+    /**
+     * Writes {@code tensors} with {@code metadata} to {@code target}, on {@code threads} threads.
+     *
+     * @throws NonFiniteTensorException a tensor to quantize holds a NaN or an infinity
+     * @throws IOException the file could not be written (disk full, permissions); the target is unchanged
+     */
+    public static void write(Path target, Map<String, String> metadata, List<TensorToWrite> tensors, int threads,
+                             Progress progress) throws IOException {
+        Objects.requireNonNull(target, "target");
+        Objects.requireNonNull(progress, "progress");
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        }
+        QnatLayout layout = new QnatLayout(Objects.requireNonNull(metadata, "metadata"), List.copyOf(tensors));
+        Path directory = target.toAbsolutePath().getParent();
+        removeAbandonedPartials(directory, target.getFileName().toString());
+        Path temp = directory.resolve("." + target.getFileName() + PARTIAL_MARK + ProcessHandle.current().pid() + "."
+                + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()));
+        boolean done = false;
+        try {
+            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                    StandardOpenOption.WRITE); Arena arena = Arena.ofShared()) {
+                if (layout.fileLength > 0) {
+                    channel.write(ByteBuffer.wrap(new byte[1]), layout.fileLength - 1);
+                }
+                MemorySegment file = channel.map(FileChannel.MapMode.READ_WRITE, 0, layout.fileLength, arena);
+                float[] dqOffsets = writeSections(file, layout, tensors, threads, progress);
+                writeHeader(file, layout, tensors, dqOffsets);
+                file.force();
+            }
+            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            done = true;
+            forceDirectory(directory);
+        } finally {
+            if (!done) {
+                Files.deleteIfExists(temp);
+            }
+        }
+    }
+
+    /** Fills every data section; returns the double-quantization offset of each tensor (0 if none). */
+    private static float[] writeSections(MemorySegment file, QnatLayout layout, List<TensorToWrite> tensors, int threads,
+                                         Progress progress) throws IOException {
+        float[] dqOffsets = new float[tensors.size()];
+        ExecutorService pool = Executors.newFixedThreadPool(threads, runnable -> {
+            Thread thread = new Thread(runnable, "qnat-writer");
+            thread.setDaemon(true);
+            return thread;
+        });
+        try (Arena scratch = Arena.ofShared()) {
+            // Double-quantized tensors collect their f32 absmax off-heap first; the file keeps only the bytes.
+            MemorySegment[] absmaxOf = new MemorySegment[tensors.size()];
+            List<Runnable> tasks = new ArrayList<>();
+            for (int t = 0; t < tensors.size(); t++) {
+                TensorToWrite tensor = tensors.get(t);
+                MemorySegment data = section(file, layout, t, DATA);
+                if (tensor.encoding() == Encoding.RAW) {
+                    tasks.add(() -> {
+                        MemorySegment.copy(tensor.data(), 0, data, 0, data.byteSize());
+                        progress.advance(data.byteSize());
+                    });
+                    continue;
+                }
+                long count = tensor.elementCount();
+                long blocks = Nf4.blockCount(count, tensor.blockSize());
+                absmaxOf[t] = tensor.doubleQuant() ? scratch.allocate(4 * blocks, 64) : section(file, layout, t, SCALES);
+                MemorySegment absmax = absmaxOf[t];
+                FloatType type = tensor.dtype().floatType().orElseThrow();
+                long blocksPerTask = Math.max(1, ELEMENTS_PER_TASK / tensor.blockSize());
+                for (long first = 0; first < blocks; first += blocksPerTask) {
+                    long from = first;
+                    long to = Math.min(blocks, first + blocksPerTask);
+                    tasks.add(() -> {
+                        try {
+                            Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax);
+                        } catch (NonFiniteValueException e) {
+                            throw new NonFiniteTensorException(tensor.name(), e);
+                        }
+                        long elements = Math.min(count, to * tensor.blockSize()) - from * tensor.blockSize();
+                        progress.advance(elements * tensor.dtype().byteSize());
+                    });
+                }
+            }
+            runAll(pool, tasks);
+            tasks.clear();
+            for (int t = 0; t < tensors.size(); t++) {
+                TensorToWrite tensor = tensors.get(t);
+                if (tensor.doubleQuant()) {
+                    long blocks = Nf4.blockCount(tensor.elementCount(), tensor.blockSize());
+                    dqOffsets[t] = DoubleQuantization.quantize(absmaxOf[t], blocks, section(file, layout, t, SCALES),
+                            section(file, layout, t, NESTED_SCALES));
+                    MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, t, TABLE), F32, 0,
+                            DoubleQuantization.TABLE_SIZE);
+                }
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        return dqOffsets;
+    }
+
+    private static void runAll(ExecutorService pool, List<Runnable> tasks) throws IOException {
+        AtomicBoolean failed = new AtomicBoolean();
+        List<Future<?>> futures = new ArrayList<>();
+        for (Runnable task : tasks) {
+            futures.add(pool.submit(() -> {
+                if (!failed.get()) {
+                    try {
+                        task.run();
+                    } catch (RuntimeException | Error e) {
+                        failed.set(true);
+                        throw e;
+                    }
+                }
+            }));
+        }
+        for (Future<?> future : futures) {
+            try {
+                future.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                futures.forEach(f -> f.cancel(true));
+                throw new java.io.InterruptedIOException("interrupted while writing");
+            } catch (java.util.concurrent.ExecutionException e) {
+                futures.forEach(f -> f.cancel(true));
+                if (e.getCause() instanceof RuntimeException cause) {
+                    throw cause;
+                }
+                if (e.getCause() instanceof Error error) {
+                    throw error;
+                }
+                throw new IOException(e.getCause());
+            }
+        }
+    }
+
+    private static MemorySegment section(MemorySegment file, QnatLayout layout, int tensor, int section) {
+        return file.asSlice(layout.sectionOffsets[tensor][section], Math.max(0, layout.sectionLengths[tensor][section]));
+    }
+
+    private static void writeHeader(MemorySegment file, QnatLayout layout, List<TensorToWrite> tensors, float[] dqOffsets) {
+        MemorySegment.copy(layout.metadata, 0, file, ValueLayout.JAVA_BYTE, QnatLayout.FIXED_HEADER_SIZE,
+                layout.metadata.length);
+        MemorySegment strings = file.asSlice(layout.stringsOffset, layout.stringsLength);
+        for (int t = 0; t < tensors.size(); t++) {
+            TensorToWrite tensor = tensors.get(t);
+            MemorySegment entry = file.asSlice(layout.tableOffset + (long) t * QnatLayout.ENTRY_SIZE, QnatLayout.ENTRY_SIZE);
+            long[] shape = tensor.shape();
+            entry.set(U64, 0, layout.nameOffsets[t]);
+            entry.set(U32, 8, layout.names[t].length);
+            entry.set(U32, 12, shape.length);
+            entry.set(U64, 16, layout.dimsOffsets[t]);
+            entry.set(U64, 24, tensor.elementCount());
+            entry.set(ValueLayout.JAVA_BYTE, 32, (byte) tensor.dtype().code());
+            entry.set(ValueLayout.JAVA_BYTE, 33, (byte) tensor.encoding().ordinal());
+            ScaleStorage scales = tensor.encoding() == Encoding.RAW ? ScaleStorage.NONE
+                    : tensor.doubleQuant() ? ScaleStorage.DOUBLE_QUANT : ScaleStorage.ABSMAX_F32;
+            entry.set(ValueLayout.JAVA_BYTE, 34, (byte) scales.ordinal());
+            entry.set(U32, 36, tensor.blockSize());
+            entry.set(U32, 40, tensor.doubleQuant() ? DoubleQuantization.GROUP_SIZE : 0);
+            entry.set(F32, 44, dqOffsets[t]);
+            for (int s = 0; s < QnatLayout.SECTIONS; s++) {
+                long length = layout.sectionLengths[t][s];
+                if (length >= 0) {
+                    long offset = layout.sectionOffsets[t][s];
+                    entry.set(U64, 48 + 24L * s, offset);
+                    entry.set(U64, 56 + 24L * s, length);
+                    entry.set(U32, 64 + 24L * s, crc32c(file.asSlice(offset, length)));
+                }
+            }
+            MemorySegment.copy(layout.names[t], 0, strings, ValueLayout.JAVA_BYTE, layout.nameOffsets[t],
+                    layout.names[t].length);
+            MemorySegment.copy(shape, 0, strings, U64, layout.dimsOffsets[t], shape.length);
+        }
+        for (int i = 0; i < layout.nameIndex.length; i++) {
+            file.set(U32, layout.indexOffset + 4L * i, layout.nameIndex[i]);
+        }
+        file.asSlice(0, 4).copyFrom(MemorySegment.ofArray(QnatLayout.MAGIC));
+        file.set(U32, 4, QnatLayout.VERSION);
+        file.set(U32, 8, 0);
+        file.set(U64, 16, layout.headerLength);
+        file.set(U64, 24, layout.fileLength);
+        file.set(U64, 32, QnatLayout.FIXED_HEADER_SIZE);
+        file.set(U64, 40, layout.metadata.length);
+        file.set(U64, 48, layout.tableOffset);
+        file.set(U64, 56, (long) QnatLayout.ENTRY_SIZE * tensors.size());
+        file.set(U64, 64, layout.indexOffset);
+        file.set(U64, 72, 4L * tensors.size());
+        file.set(U64, 80, layout.stringsOffset);
+        file.set(U64, 88, layout.stringsLength);
+        file.set(U32, 96, tensors.size());
+        file.set(U32, 100, QnatLayout.ENTRY_SIZE);
+        file.set(U32, 12, 0);
+        file.set(U32, 12, crc32c(file.asSlice(0, layout.headerLength)));
+    }
+
+    /** CRC-32C of a segment of any size. */
+    static int crc32c(MemorySegment segment) {
+        CRC32C crc = new CRC32C();
+        for (long offset = 0; offset < segment.byteSize(); offset += CRC_CHUNK) {
+            crc.update(segment.asSlice(offset, Math.min(CRC_CHUNK, segment.byteSize() - offset)).asByteBuffer());
+        }
+        return (int) crc.getValue();
+    }
+
+    /** Deletes temp files of earlier writes to this target whose process is gone (killed, say). */
+    private static void removeAbandonedPartials(Path directory, String targetName) throws IOException {
+        String prefix = "." + targetName + PARTIAL_MARK;
+        try (DirectoryStream<Path> partials = Files.newDirectoryStream(directory, path -> path.getFileName().toString()
+                .startsWith(prefix))) {
+            for (Path partial : partials) {
+                String[] pidAndRandom = partial.getFileName().toString().substring(prefix.length()).split("\\.");
+                boolean owned = pidAndRandom.length == 2 && pidAndRandom[0].matches("\\d{1,19}")
+                        && ProcessHandle.of(Long.parseLong(pidAndRandom[0])).isPresent();
+                if (!owned) {
+                    Files.deleteIfExists(partial);
+                }
+            }
+        }
+    }
+
+    private static void forceDirectory(Path directory) {
+        try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ)) {
+            dir.force(true);
+        } catch (IOException | UnsupportedOperationException e) {
+            // Not every platform can sync a directory; the rename itself is already atomic.
+        }
+    }
+}

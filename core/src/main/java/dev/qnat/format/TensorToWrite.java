@@ -1,0 +1,98 @@
+package dev.qnat.format;
+
+import dev.qnat.nf4.Nf4;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * One tensor for {@link QnatWriter}: its name, shape, dtype and elements (little-endian, C order, e.g. a
+ * slice of a mapped safetensors file), and how to store it.
+ *
+ * @param blockSize NF4 block size (0 for RAW)
+ * @param doubleQuant whether NF4 scales are double-quantized (false for RAW)
+ */
+public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegment data, Encoding encoding, int blockSize,
+                            boolean doubleQuant) {
+
+    /** Names longer than this many UTF-8 bytes are refused. */
+    public static final int MAX_NAME_BYTES = 65_535;
+    /** The most dimensions a tensor may have. */
+    public static final int MAX_RANK = 64;
+
+    public TensorToWrite {
+        Objects.requireNonNull(name, "name");
+        shape = Objects.requireNonNull(shape, "shape").clone();
+        Objects.requireNonNull(dtype, "dtype");
+        Objects.requireNonNull(data, "data");
+        Objects.requireNonNull(encoding, "encoding");
+        int nameBytes = name.getBytes(StandardCharsets.UTF_8).length;
+        if (nameBytes == 0 || nameBytes > MAX_NAME_BYTES) {
+            throw new IllegalArgumentException("tensor name must have 1 to " + MAX_NAME_BYTES + " UTF-8 bytes, '" + name
+                    + "' has " + nameBytes);
+        }
+        long count = elementCount(name, shape);
+        if (data.byteSize() != count * dtype.byteSize()) {
+            throw new IllegalArgumentException("tensor '" + name + "': shape " + Arrays.toString(shape) + " of " + dtype
+                    + " needs " + count * dtype.byteSize() + " bytes, the data has " + data.byteSize());
+        }
+        if (encoding == Encoding.NF4) {
+            if (dtype.floatType().isEmpty()) {
+                throw new IllegalArgumentException("tensor '" + name + "': NF4 quantizes F32, F16 or BF16, not " + dtype);
+            }
+            Nf4.checkBlockSize(blockSize);
+        } else if (blockSize != 0 || doubleQuant) {
+            throw new IllegalArgumentException("tensor '" + name + "': a RAW tensor has no block size or double quantization");
+        }
+    }
+
+    /** An NF4 tensor. */
+    public static TensorToWrite nf4(String name, long[] shape, DType dtype, MemorySegment data, int blockSize,
+                                    boolean doubleQuant) {
+        return new TensorToWrite(name, shape, dtype, data, Encoding.NF4, blockSize, doubleQuant);
+    }
+
+    /** A tensor stored as it is. */
+    public static TensorToWrite raw(String name, long[] shape, DType dtype, MemorySegment data) {
+        return new TensorToWrite(name, shape, dtype, data, Encoding.RAW, 0, false);
+    }
+
+    @Override
+    public long[] shape() {
+        return shape.clone();
+    }
+
+    /** The number of elements: the product of the dimensions. */
+    public long elementCount() {
+        return elementCount(name, shape);
+    }
+
+    static long elementCount(String name, long[] shape) {
+        if (shape.length > MAX_RANK) {
+            throw new IllegalArgumentException("tensor '" + name + "' has " + shape.length + " dimensions, more than "
+                    + MAX_RANK);
+        }
+        long count = 1;
+        for (long dim : shape) {
+            if (dim < 0) {
+                throw new IllegalArgumentException("tensor '" + name + "' has a negative dimension: " + Arrays.toString(shape));
+            }
+            count = multiplyBelowLimit(count, dim, name, shape);
+        }
+        return count;
+    }
+
+    private static long multiplyBelowLimit(long a, long b, String name, long[] shape) {
+        long product;
+        try {
+            product = Math.multiplyExact(a, b);
+        } catch (ArithmeticException e) {
+            product = -1;
+        }
+        if (product < 0 || product >= 1L << 62) {
+            throw new IllegalArgumentException("tensor '" + name + "' shape " + Arrays.toString(shape) + " has too many elements");
+        }
+        return product;
+    }
+}

@@ -1,0 +1,167 @@
+package dev.qnat.nf4;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * QLoRA's double quantization of the per-block absmax values, as bitsandbytes does it with
+ * {@code compress_statistics=True}: subtract the mean (the offset), then quantize what is left in
+ * groups of 256 to 8-bit codes over the signed dynamic map, keeping one float32 absmax per group.
+ * At block size 64 that is 8 + 32/256 bits per block instead of 32: 4.127 bits per weight, not 4.5.
+ *
+ * <p>The offset is the mean of the absmax values accumulated in float64 and rounded to float32 (torch
+ * sums in float32, so an offset read from a bitsandbytes file may differ in its last bits; readers take
+ * the stored one). The code of a value is chosen exactly as bitsandbytes' CUDA {@code dQuantize} does:
+ * a 7-step binary search over the sorted table, then the nearer of the two neighbours by float32
+ * midpoints. Reconstruction: {@code table[code] * nestedAbsmax[group] + offset}, two float32 operations.
+ */
+public final class DoubleQuantization {
+    /** Values per nested group (bitsandbytes' nested blocksize). */
+    public static final int GROUP_SIZE = 256;
+    /** Entries of the dynamic map. */
+    public static final int TABLE_SIZE = 256;
+
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** 10^(i-6) for i = 0..6, as Python's float literals, so with one correct rounding each. */
+    private static final double[] DECADES = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0};
+    private static final float[] SIGNED_DYNAMIC_MAP = signedDynamicMap();
+
+    private DoubleQuantization() {}
+
+    /** A copy of bitsandbytes' {@code create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8)}. */
+    public static float[] table() {
+        return SIGNED_DYNAMIC_MAP.clone();
+    }
+
+    /** Number of nested groups, and so of nested absmax values, for {@code blocks} absmax values. */
+    public static long groupCount(long blocks) {
+        return blocks / GROUP_SIZE + (blocks % GROUP_SIZE == 0 ? 0 : 1);
+    }
+
+    /**
+     * For i = 0..6: the 2^i means of neighbouring points of a float32 linspace of 2^i + 1 points from 0.1
+     * to 1, times 10^(i-6) and times -10^(i-6); then 0 and 1; sorted. The linspace and the scaling are
+     * computed as torch computes them for float32 on the CPU.
+     */
+    private static float[] signedDynamicMap() {
+        float[] table = new float[TABLE_SIZE];
+        int n = 0;
+        for (int i = 0; i < 7; i++) {
+            float[] points = linspace(0.1f, 1f, (1 << i) + 1);
+            float scale = (float) DECADES[i];
+            for (int k = 0; k + 1 < points.length; k++) {
+                float mean = (points[k] + points[k + 1]) / 2f;
+                table[n++] = scale * mean;
+                table[n++] = -scale * mean;
+            }
+        }
+        table[n++] = 0f;
+        table[n++] = 1f;
+        Arrays.sort(table, 0, n);
+        return table;
+    }
+
+    /** torch.linspace for float32: a float step, the first half counted up from start, the rest down from end. */
+    private static float[] linspace(float start, float end, int steps) {
+        float[] points = new float[steps];
+        float step = (end - start) / (steps - 1);
+        int halfway = steps / 2;
+        for (int i = 0; i < steps; i++) {
+            points[i] = i < halfway ? start + step * i : end - step * (steps - i - 1);
+        }
+        return points;
+    }
+
+    /**
+     * Double-quantizes {@code blocks} float32 absmax values read from {@code absmax}, writing one code
+     * byte per value to {@code codes} and one float32 per group of 256 to {@code nestedAbsmax}; returns
+     * the offset. The values must be finite.
+     */
+    public static float quantize(MemorySegment absmax, long blocks, MemorySegment codes, MemorySegment nestedAbsmax) {
+        Objects.requireNonNull(absmax, "absmax");
+        checkRoom(absmax, 4 * blocks, "absmax", blocks);
+        checkRoom(codes, blocks, "codes", blocks);
+        checkRoom(nestedAbsmax, 4 * groupCount(blocks), "nested absmax", blocks);
+        double sum = 0;
+        for (long b = 0; b < blocks; b++) {
+            float value = absmax.getAtIndex(FLOAT, b);
+            if (!Float.isFinite(value)) {
+                throw new NonFiniteValueException(b, value);
+            }
+            sum += value;
+        }
+        float offset = blocks == 0 ? 0f : (float) (sum / blocks);
+        for (long group = 0, start = 0; start < blocks; group++, start += GROUP_SIZE) {
+            long end = Math.min(blocks, start + GROUP_SIZE);
+            float groupAbsmax = 0f;
+            for (long b = start; b < end; b++) {
+                groupAbsmax = Math.max(groupAbsmax, Math.abs(absmax.getAtIndex(FLOAT, b) - offset));
+            }
+            nestedAbsmax.setAtIndex(FLOAT, group, groupAbsmax);
+            float reciprocal = 1f / groupAbsmax;
+            for (long b = start; b < end; b++) {
+                float normalized = (absmax.getAtIndex(FLOAT, b) - offset) * reciprocal;
+                codes.set(ValueLayout.JAVA_BYTE, b, (byte) encode(SIGNED_DYNAMIC_MAP, normalized));
+            }
+        }
+        return offset;
+    }
+
+    /** Reconstructs {@code blocks} absmax values: {@code table[code] * nestedAbsmax[group] + offset}. */
+    public static void dequantize(MemorySegment codes, MemorySegment nestedAbsmax, float offset, float[] table,
+                                  long blocks, MemorySegment absmax) {
+        if (Objects.requireNonNull(table, "table").length != TABLE_SIZE) {
+            throw new IllegalArgumentException("double-quantization table has " + table.length + " entries, not "
+                    + TABLE_SIZE);
+        }
+        checkRoom(codes, blocks, "codes", blocks);
+        checkRoom(nestedAbsmax, 4 * groupCount(blocks), "nested absmax", blocks);
+        checkRoom(absmax, 4 * blocks, "absmax", blocks);
+        for (long b = 0; b < blocks; b++) {
+            int code = Byte.toUnsignedInt(codes.get(ValueLayout.JAVA_BYTE, b));
+            absmax.setAtIndex(FLOAT, b, table[code] * nestedAbsmax.getAtIndex(FLOAT, b / GROUP_SIZE) + offset);
+        }
+    }
+
+    /** bitsandbytes' dQuantize (not stochastic): binary search, then the nearer neighbour by midpoints. */
+    static int encode(float[] table, float x) {
+        int pivot = 127;
+        int upperPivot = 255;
+        int lowerPivot = 0;
+        float lower = -1f;
+        float upper = 1f;
+        float value = table[pivot];
+        for (int step = 64; step > 0; step >>= 1) {
+            if (x > value) {
+                lowerPivot = pivot;
+                lower = value;
+                pivot += step;
+            } else {
+                upperPivot = pivot;
+                upper = value;
+                pivot -= step;
+            }
+            value = table[pivot];
+        }
+        if (upperPivot == 255) {
+            upper = table[upperPivot];
+        }
+        if (lowerPivot == 0) {
+            lower = table[lowerPivot];
+        }
+        if (x > value) {
+            return x > (upper + value) * 0.5f ? upperPivot : pivot;
+        }
+        return x < (lower + value) * 0.5f ? lowerPivot : pivot;
+    }
+
+    private static void checkRoom(MemorySegment segment, long needed, String what, long blocks) {
+        if (Objects.requireNonNull(segment, what).byteSize() < needed) {
+            throw new IllegalArgumentException(what + " holds " + segment.byteSize() + " bytes but " + blocks
+                    + " blocks need " + needed);
+        }
+    }
+}
