@@ -160,13 +160,17 @@ public final class QnatWriter {
             for (int t = 0; t < tensors.size(); t++) {
                 TensorToWrite tensor = tensors.get(t);
                 if (tensor.doubleQuant()) {
+                    int index = t;
                     long blocks = Nf4.blockCount(tensor.elementCount(), tensor.blockSize());
-                    dqOffsets[t] = DoubleQuantization.quantize(absmaxOf[t], blocks, section(file, layout, t, SCALES),
-                            section(file, layout, t, NESTED_SCALES));
-                    MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, t, TABLE), F32, 0,
-                            DoubleQuantization.TABLE_SIZE);
+                    tasks.add(() -> {
+                        dqOffsets[index] = DoubleQuantization.quantize(absmaxOf[index], blocks,
+                                section(file, layout, index, SCALES), section(file, layout, index, NESTED_SCALES));
+                        MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, index, TABLE), F32, 0,
+                                DoubleQuantization.TABLE_SIZE);
+                    });
                 }
             }
+            runAll(pool, tasks);
         } finally {
             pool.shutdownNow();
         }

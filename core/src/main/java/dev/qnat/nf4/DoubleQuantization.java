@@ -104,7 +104,7 @@ public final class DoubleQuantization {
             float reciprocal = 1f / groupAbsmax;
             for (long b = start; b < end; b++) {
                 float normalized = (absmax.getAtIndex(FLOAT, b) - offset) * reciprocal;
-                codes.set(ValueLayout.JAVA_BYTE, b, (byte) encode(SIGNED_DYNAMIC_MAP, normalized));
+                codes.set(ValueLayout.JAVA_BYTE, b, (byte) encode(normalized));
             }
         }
         return offset;
@@ -126,8 +126,83 @@ public final class DoubleQuantization {
         }
     }
 
-    /** bitsandbytes' dQuantize (not stochastic): binary search, then the nearer neighbour by midpoints. */
-    static int encode(float[] table, float x) {
+    /**
+     * The code of {@code x}: what {@link #encodeReference} gives, found in a precomputed step function.
+     * Its seven dependent table loads made the reference the slowest part of writing a double-quantized
+     * file; here it is one bucket load and a comparison or two.
+     */
+    static int encode(float x) {
+        if (x != x) {
+            return encodeReference(SIGNED_DYNAMIC_MAP, x);
+        }
+        int key = orderKey(x);
+        int step = STEPS.bucketStart[(key >> 16) + 32768];
+        while (step + 1 < STEPS.keys.length && key >= STEPS.keys[step + 1]) {
+            step++;
+        }
+        return STEPS.codes[step] & 0xFF;
+    }
+
+    /** Float bits as ints that order like the floats (-0.0 just below +0.0). */
+    private static int orderKey(float x) {
+        int bits = Float.floatToRawIntBits(x);
+        return bits ^ ((bits >> 31) & 0x7FFFFFFF);
+    }
+
+    private static float fromOrderKey(int key) {
+        return Float.intBitsToFloat(key ^ ((key >> 31) & 0x7FFFFFFF));
+    }
+
+    /**
+     * The reference's answer as a step function of x over all non-NaN floats: {@code keys[j]} is the
+     * order key where code {@code codes[j]} starts. The reference never decreases as x grows
+     * (DoubleQuantizationTest checks both against each other), so each start is found by bisection.
+     */
+    private record Steps(int[] keys, byte[] codes, char[] bucketStart) {
+        static Steps compute(float[] table) {
+            int lowest = orderKey(Float.NEGATIVE_INFINITY);
+            int highest = orderKey(Float.POSITIVE_INFINITY);
+            int[] keys = new int[TABLE_SIZE + 1];
+            byte[] codes = new byte[TABLE_SIZE + 1];
+            int count = 0;
+            int start = lowest;
+            while (true) {
+                int code = encodeReference(table, fromOrderKey(start));
+                keys[count] = start;
+                codes[count++] = (byte) code;
+                if (encodeReference(table, fromOrderKey(highest)) == code) {
+                    break;
+                }
+                int low = start;
+                int high = highest; // encode(low) == code < encode(high)
+                while ((long) high - low > 1) {
+                    int middle = (int) (((long) low + high) >> 1);
+                    if (encodeReference(table, fromOrderKey(middle)) == code) {
+                        low = middle;
+                    } else {
+                        high = middle;
+                    }
+                }
+                start = high;
+            }
+            keys = Arrays.copyOf(keys, count);
+            codes = Arrays.copyOf(codes, count);
+            char[] bucketStart = new char[1 << 16];
+            for (int bucket = 0, step = 0; bucket < bucketStart.length; bucket++) {
+                long firstKey = ((long) bucket - 32768) << 16;
+                while (step + 1 < count && keys[step + 1] <= firstKey) {
+                    step++;
+                }
+                bucketStart[bucket] = (char) step;
+            }
+            return new Steps(keys, codes, bucketStart);
+        }
+    }
+
+    private static final Steps STEPS = Steps.compute(SIGNED_DYNAMIC_MAP);
+
+    /** bitsandbytes' dQuantize (not stochastic): a binary search, then the nearer neighbour by midpoints. */
+    static int encodeReference(float[] table, float x) {
         int pivot = 127;
         int upperPivot = 255;
         int lowerPivot = 0;

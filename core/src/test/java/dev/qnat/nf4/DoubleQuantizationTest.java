@@ -34,7 +34,7 @@ class DoubleQuantizationTest {
         SplittableRandom random = new SplittableRandom(TestData.seed());
         for (int i = 0; i < 200_000; i++) {
             float x = (float) random.nextDouble(-1, 1) * (float) Math.pow(10, -random.nextInt(7));
-            int code = DoubleQuantization.encode(table, x);
+            int code = DoubleQuantization.encode(x);
             int nearest = 0;
             for (int k = 1; k < 256; k++) {
                 if (Math.abs((double) x - table[k]) < Math.abs((double) x - table[nearest])) {
@@ -47,6 +47,37 @@ class DoubleQuantizationTest {
                 double exactMidpoint = ((double) table[code] + table[nearest]) / 2;
                 assertTrue(Math.abs(x - exactMidpoint) <= Math.ulp((float) exactMidpoint), "x=" + x);
             }
+        }
+    }
+
+    /** The step-function encoder against the port of bitsandbytes' search, around every place a code changes. */
+    @Test
+    void encodeIsTheReferenceEverywhere() {
+        float[] table = DoubleQuantization.table();
+        java.util.List<Float> probes = new java.util.ArrayList<>();
+        for (int k = 0; k < 256; k++) {
+            float t = table[k];
+            float mid = k < 255 ? (t + table[k + 1]) * 0.5f : t;
+            for (float center : new float[] {t, mid, -t, -mid}) {
+                float f = center;
+                for (int u = 0; u < 4; u++) {
+                    f = Math.nextDown(f);
+                }
+                for (int u = 0; u < 9; u++, f = Math.nextUp(f)) {
+                    probes.add(f);
+                }
+            }
+        }
+        SplittableRandom random = new SplittableRandom(TestData.seed());
+        for (int i = 0; i < 2_000_000; i++) {
+            probes.add(Float.intBitsToFloat(random.nextInt()));
+            probes.add((float) random.nextDouble(-1.01, 1.01) * (float) Math.pow(10, -random.nextInt(8)));
+        }
+        probes.addAll(java.util.List.of(0f, -0f, 1f, -1f, Float.MAX_VALUE, -Float.MAX_VALUE, Float.MIN_VALUE,
+                Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.NaN));
+        for (float x : probes) {
+            assertEquals(DoubleQuantization.encodeReference(table, x), DoubleQuantization.encode(x),
+                    () -> "x=" + x + " (bits 0x" + Integer.toHexString(Float.floatToRawIntBits(x)) + ")");
         }
     }
 
