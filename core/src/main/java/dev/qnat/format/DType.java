@@ -3,10 +3,14 @@ package dev.qnat.format;
 import dev.qnat.nf4.FloatType;
 import java.util.Optional;
 
-/** Tensor element types, with safetensors' names and QNAT's one-byte codes. */
+/**
+ * Tensor element types, with safetensors' names and QNAT's one-byte codes. F4 and the F6 types are
+ * smaller than a byte: a tensor of them must fill whole bytes.
+ */
 public enum DType {
     BOOL(0, 8), U8(1, 8), I8(2, 8), I16(3, 16), U16(4, 16), F16(5, 16), BF16(6, 16), I32(7, 32), U32(8, 32),
-    F32(9, 32), F64(10, 64), I64(11, 64), U64(12, 64), F8_E5M2(13, 8), F8_E4M3(14, 8), F8_E8M0(15, 8), C64(16, 64);
+    F32(9, 32), F64(10, 64), I64(11, 64), U64(12, 64), F8_E5M2(13, 8), F8_E4M3(14, 8), F8_E8M0(15, 8), C64(16, 64),
+    F4(17, 4), F6_E2M3(18, 6), F6_E3M2(19, 6);
 
     private static final DType[] BY_CODE = values();
 
@@ -23,9 +27,21 @@ public enum DType {
         return code;
     }
 
-    /** Bytes per element. */
-    public int byteSize() {
-        return bits / 8;
+    /** Bits per element. */
+    public int bits() {
+        return bits;
+    }
+
+    /**
+     * Bytes taken by {@code count} elements, or -1 when they do not fill whole bytes or the size would
+     * reach 2^62.
+     */
+    public long sizeOf(long count) {
+        if (count < 0 || count > ((1L << 62) - 1) / bits) {
+            return -1;
+        }
+        long totalBits = count * bits;
+        return totalBits % 8 == 0 ? totalBits / 8 : -1;
     }
 
     /** The dtype with this QNAT code, if there is one. */

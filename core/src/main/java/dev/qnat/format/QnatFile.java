@@ -354,6 +354,10 @@ public final class QnatFile implements AutoCloseable {
                     + (doubleQuant ? "a finite number" : "0"));
         }
         bytes.zeros(where + " reserved", entry + 144, 16);
+        if (dtype.sizeOf(product) < 0) {
+            throw bytes.error(where + " element_count", entry + 24, product + " elements of " + dtype
+                    + " do not fill whole bytes");
+        }
         long[] expected = QnatLayout.sectionLengths(product, dtype, encoding, blockSize, doubleQuant);
         MemorySegment[] sections = new MemorySegment[SECTIONS];
         long[] offsets = new long[SECTIONS];

@@ -96,7 +96,7 @@ final class QnatLayout {
     /** Section lengths of a tensor as the format prescribes; -1 for an unused section. */
     static long[] sectionLengths(long count, DType dtype, Encoding encoding, int blockSize, boolean doubleQuant) {
         if (encoding == Encoding.RAW) {
-            return new long[] {count * dtype.byteSize(), -1, -1, -1};
+            return new long[] {dtype.sizeOf(count), -1, -1, -1};
         }
         long blocks = Nf4.blockCount(count, blockSize);
         if (!doubleQuant) {

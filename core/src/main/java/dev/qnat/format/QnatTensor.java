@@ -1,5 +1,6 @@
 package dev.qnat.format;
 
+import dev.qnat.io.Crc32c;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
@@ -135,7 +136,7 @@ public final class QnatTensor {
         }
         for (int s = 0; s < sections.length; s++) {
             if (sections[s] != null) {
-                int actual = QnatWriter.crc32c(sections[s]);
+                int actual = Crc32c.of(sections[s]);
                 if (actual != crcs[s]) {
                     throw new QnatFormatException(file.fileName() + ": tensor '" + name + "': " + SECTION_NAMES[s]
                             + " section at offset " + sectionOffsets[s] + " fails its CRC-32C (stored 0x"

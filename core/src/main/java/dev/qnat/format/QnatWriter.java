@@ -5,6 +5,8 @@ import static dev.qnat.format.QnatLayout.NESTED_SCALES;
 import static dev.qnat.format.QnatLayout.SCALES;
 import static dev.qnat.format.QnatLayout.TABLE;
 
+import dev.qnat.io.AtomicMappedFile;
+import dev.qnat.io.Crc32c;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
@@ -13,25 +15,16 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
-import java.nio.file.DirectoryStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.zip.CRC32C;
 
 /**
  * Writes QNAT v2 files (src/spec/qnat-v2.md). The whole layout is computed first; then a temp file
@@ -50,15 +43,11 @@ public final class QnatWriter {
         Progress NONE = bytes -> { };
     }
 
-    /** Marks temp files: {@code .<target name>.qnat-partial.<pid>.<random>}. */
-    static final String PARTIAL_MARK = ".qnat-partial.";
-
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     // Quantization tasks cover about this many elements, so that big tensors spread over all threads.
     private static final long ELEMENTS_PER_TASK = 1 << 20;
-    private static final long CRC_CHUNK = 1 << 30;
 
     private QnatWriter() {}
 
@@ -86,30 +75,10 @@ public final class QnatWriter {
             throw new IllegalArgumentException("threads must be at least 1, got " + threads);
         }
         QnatLayout layout = new QnatLayout(Objects.requireNonNull(metadata, "metadata"), List.copyOf(tensors));
-        Path directory = target.toAbsolutePath().getParent();
-        removeAbandonedPartials(directory, target.getFileName().toString());
-        Path temp = directory.resolve("." + target.getFileName() + PARTIAL_MARK + ProcessHandle.current().pid() + "."
-                + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()));
-        boolean done = false;
-        try {
-            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
-                    StandardOpenOption.WRITE); Arena arena = Arena.ofShared()) {
-                if (layout.fileLength > 0) {
-                    channel.write(ByteBuffer.wrap(new byte[1]), layout.fileLength - 1);
-                }
-                MemorySegment file = channel.map(FileChannel.MapMode.READ_WRITE, 0, layout.fileLength, arena);
-                float[] dqOffsets = writeSections(file, layout, tensors, threads, progress);
-                writeHeader(file, layout, tensors, dqOffsets);
-                file.force();
-            }
-            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            done = true;
-            forceDirectory(directory);
-        } finally {
-            if (!done) {
-                Files.deleteIfExists(temp);
-            }
-        }
+        AtomicMappedFile.write(target, layout.fileLength, file -> {
+            float[] dqOffsets = writeSections(file, layout, tensors, threads, progress);
+            writeHeader(file, layout, tensors, dqOffsets);
+        });
     }
 
     /** Fills every data section; returns the double-quantization offset of each tensor (0 if none). */
@@ -151,7 +120,7 @@ public final class QnatWriter {
                             throw new NonFiniteTensorException(tensor.name(), e);
                         }
                         long elements = Math.min(count, to * tensor.blockSize()) - from * tensor.blockSize();
-                        progress.advance(elements * tensor.dtype().byteSize());
+                        progress.advance(tensor.dtype().sizeOf(elements));
                     });
                 }
             }
@@ -243,7 +212,7 @@ public final class QnatWriter {
                     long offset = layout.sectionOffsets[t][s];
                     entry.set(U64, 48 + 24L * s, offset);
                     entry.set(U64, 56 + 24L * s, length);
-                    entry.set(U32, 64 + 24L * s, crc32c(file.asSlice(offset, length)));
+                    entry.set(U32, 64 + 24L * s, Crc32c.of(file.asSlice(offset, length)));
                 }
             }
             MemorySegment.copy(layout.names[t], 0, strings, ValueLayout.JAVA_BYTE, layout.nameOffsets[t],
@@ -269,39 +238,7 @@ public final class QnatWriter {
         file.set(U32, 96, tensors.size());
         file.set(U32, 100, QnatLayout.ENTRY_SIZE);
         file.set(U32, 12, 0);
-        file.set(U32, 12, crc32c(file.asSlice(0, layout.headerLength)));
+        file.set(U32, 12, Crc32c.of(file.asSlice(0, layout.headerLength)));
     }
 
-    /** CRC-32C of a segment of any size. */
-    static int crc32c(MemorySegment segment) {
-        CRC32C crc = new CRC32C();
-        for (long offset = 0; offset < segment.byteSize(); offset += CRC_CHUNK) {
-            crc.update(segment.asSlice(offset, Math.min(CRC_CHUNK, segment.byteSize() - offset)).asByteBuffer());
-        }
-        return (int) crc.getValue();
-    }
-
-    /** Deletes temp files of earlier writes to this target whose process is gone (killed, say). */
-    private static void removeAbandonedPartials(Path directory, String targetName) throws IOException {
-        String prefix = "." + targetName + PARTIAL_MARK;
-        try (DirectoryStream<Path> partials = Files.newDirectoryStream(directory, path -> path.getFileName().toString()
-                .startsWith(prefix))) {
-            for (Path partial : partials) {
-                String[] pidAndRandom = partial.getFileName().toString().substring(prefix.length()).split("\\.");
-                boolean owned = pidAndRandom.length == 2 && pidAndRandom[0].matches("\\d{1,19}")
-                        && ProcessHandle.of(Long.parseLong(pidAndRandom[0])).isPresent();
-                if (!owned) {
-                    Files.deleteIfExists(partial);
-                }
-            }
-        }
-    }
-
-    private static void forceDirectory(Path directory) {
-        try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ)) {
-            dir.force(true);
-        } catch (IOException | UnsupportedOperationException e) {
-            // Not every platform can sync a directory; the rename itself is already atomic.
-        }
-    }
 }

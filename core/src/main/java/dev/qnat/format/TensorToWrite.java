@@ -33,9 +33,14 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
                     + "' has " + nameBytes);
         }
         long count = elementCount(name, shape);
-        if (data.byteSize() != count * dtype.byteSize()) {
+        long size = dtype.sizeOf(count);
+        if (size < 0) {
+            throw new IllegalArgumentException("tensor '" + name + "': " + count + " elements of " + dtype
+                    + " do not fill whole bytes");
+        }
+        if (data.byteSize() != size) {
             throw new IllegalArgumentException("tensor '" + name + "': shape " + Arrays.toString(shape) + " of " + dtype
-                    + " needs " + count * dtype.byteSize() + " bytes, the data has " + data.byteSize());
+                    + " needs " + size + " bytes, the data has " + data.byteSize());
         }
         if (encoding == Encoding.NF4) {
             if (dtype.floatType().isEmpty()) {

@@ -54,7 +54,7 @@ class QnatRoundTripTest {
             boolean raw = random.nextInt(4) == 0;
             DType dtype = raw ? new DType[] {DType.F32, DType.BF16, DType.I64, DType.U8, DType.BOOL}[random.nextInt(5)]
                     : new DType[] {DType.F32, DType.F16, DType.BF16}[random.nextInt(3)];
-            MemorySegment data = arena.allocate(Math.max(1, n * dtype.byteSize()), 8).asSlice(0, n * dtype.byteSize());
+            MemorySegment data = arena.allocate(Math.max(1, n * (dtype.bits() / 8)), 8).asSlice(0, n * (dtype.bits() / 8));
             for (long i = 0; i < n; i++) {
                 float x = (float) (random.nextGaussian() * 0.02);
                 switch (dtype) {
@@ -62,8 +62,8 @@ class QnatRoundTripTest {
                     case F16, BF16 -> data.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i,
                             dtype.floatType().orElseThrow().floatToHalfBits(x));
                     default -> {
-                        for (long b = 0; b < dtype.byteSize(); b++) {
-                            data.set(ValueLayout.JAVA_BYTE, i * dtype.byteSize() + b, (byte) random.nextInt());
+                        for (long b = 0; b < (dtype.bits() / 8); b++) {
+                            data.set(ValueLayout.JAVA_BYTE, i * (dtype.bits() / 8) + b, (byte) random.nextInt());
                         }
                     }
                 }

@@ -82,9 +82,9 @@ class QnatWriterFailureTest {
     @Test
     void partialsOfDeadWritersAreRemovedOthersKept() throws Exception {
         Path target = dir.resolve("m.qnat");
-        Path dead = dir.resolve(".m.qnat" + QnatWriter.PARTIAL_MARK + "2147483646.0badc0de");
-        Path mine = dir.resolve(".m.qnat" + QnatWriter.PARTIAL_MARK + ProcessHandle.current().pid() + ".0badc0de");
-        Path otherTarget = dir.resolve(".n.qnat" + QnatWriter.PARTIAL_MARK + "2147483646.0badc0de");
+        Path dead = dir.resolve(".m.qnat" + dev.qnat.io.AtomicMappedFile.PARTIAL_MARK + "2147483646.0badc0de");
+        Path mine = dir.resolve(".m.qnat" + dev.qnat.io.AtomicMappedFile.PARTIAL_MARK + ProcessHandle.current().pid() + ".0badc0de");
+        Path otherTarget = dir.resolve(".n.qnat" + dev.qnat.io.AtomicMappedFile.PARTIAL_MARK + "2147483646.0badc0de");
         for (Path p : List.of(dead, mine, otherTarget)) {
             Files.write(p, new byte[10]);
         }

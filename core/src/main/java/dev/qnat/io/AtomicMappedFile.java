@@ -1,0 +1,92 @@
+package dev.qnat.io;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.HexFormat;
+import java.util.Objects;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Writes a file of a size known up front through a read-write mapping, all or nothing: a temp file
+ * beside the target is sized once, mapped, filled, forced to disk and renamed onto the target in one
+ * atomic step. On any failure the temp file is deleted and the target is left as it was. Temp files of
+ * writers that died (killed, say) are removed by the next write to the same target.
+ */
+public final class AtomicMappedFile {
+    /** What fills the mapped file. */
+    @FunctionalInterface
+    public interface Filler {
+        void fill(MemorySegment file) throws IOException;
+    }
+
+    /** Marks temp files: {@code .<target name>.qnat-partial.<pid>.<random>}. */
+    public static final String PARTIAL_MARK = ".qnat-partial.";
+
+    private AtomicMappedFile() {}
+
+    /** Whether a file name is one of this class's temp files (readers and listings skip them). */
+    public static boolean isPartial(Path path) {
+        String name = path.getFileName().toString();
+        return name.startsWith(".") && name.contains(PARTIAL_MARK);
+    }
+
+    /** Creates {@code target} with {@code size} bytes filled by {@code filler}. */
+    public static void write(Path target, long size, Filler filler) throws IOException {
+        Objects.requireNonNull(filler, "filler");
+        Path directory = target.toAbsolutePath().getParent();
+        removeAbandonedPartials(directory, target.getFileName().toString());
+        Path temp = directory.resolve("." + target.getFileName() + PARTIAL_MARK + ProcessHandle.current().pid() + "."
+                + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()));
+        boolean renamed = false;
+        try {
+            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                    StandardOpenOption.WRITE); Arena arena = Arena.ofShared()) {
+                if (size > 0) {
+                    channel.write(ByteBuffer.wrap(new byte[1]), size - 1);
+                }
+                MemorySegment file = channel.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
+                filler.fill(file);
+                file.force();
+            }
+            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            renamed = true;
+            forceDirectory(directory);
+        } finally {
+            if (!renamed) {
+                Files.deleteIfExists(temp);
+            }
+        }
+    }
+
+    /** Deletes temp files of earlier writes to this target whose process is gone. */
+    private static void removeAbandonedPartials(Path directory, String targetName) throws IOException {
+        String prefix = "." + targetName + PARTIAL_MARK;
+        try (DirectoryStream<Path> partials = Files.newDirectoryStream(directory,
+                path -> path.getFileName().toString().startsWith(prefix))) {
+            for (Path partial : partials) {
+                String[] pidAndRandom = partial.getFileName().toString().substring(prefix.length()).split("\\.");
+                boolean alive = pidAndRandom.length == 2 && pidAndRandom[0].matches("\\d{1,18}")
+                        && ProcessHandle.of(Long.parseLong(pidAndRandom[0])).isPresent();
+                if (!alive) {
+                    Files.deleteIfExists(partial);
+                }
+            }
+        }
+    }
+
+    private static void forceDirectory(Path directory) {
+        try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ)) {
+            dir.force(true);
+        } catch (IOException | UnsupportedOperationException e) {
+            // Not every platform can sync a directory; the rename itself is already atomic.
+        }
+    }
+}
