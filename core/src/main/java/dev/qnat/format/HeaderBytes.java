@@ -9,7 +9,7 @@ import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 
 /**
- * Bounds-checked little-endian reads from a mapped file, each failure a {@link QnatFormatException}
+ * Bounds-checked little-endian reads from a mapped file, each failure a {@link FormatException}
  * naming the file, the field, its offset, and what was wrong.
  */
 final class HeaderBytes {
@@ -29,29 +29,29 @@ final class HeaderBytes {
         return file.byteSize();
     }
 
-    QnatFormatException error(String field, long offset, String problem) {
-        return new QnatFormatException(fileName + ": " + field + " at offset " + offset + ": " + problem);
+    FormatException error(String field, long offset, String problem) {
+        return new FormatException(fileName + ": " + field + " at offset " + offset + ": " + problem);
     }
 
-    private void need(String field, long offset, long length) throws QnatFormatException {
+    private void need(String field, long offset, long length) throws FormatException {
         if (offset < 0 || length < 0 || offset > file.byteSize() - length) {
             throw error(field, offset, "needs " + length + " bytes but the file ends at " + file.byteSize());
         }
     }
 
-    int u8(String field, long offset) throws QnatFormatException {
+    int u8(String field, long offset) throws FormatException {
         need(field, offset, 1);
         return Byte.toUnsignedInt(file.get(ValueLayout.JAVA_BYTE, offset));
     }
 
     /** An unsigned 32-bit value, as a long. */
-    long u32(String field, long offset) throws QnatFormatException {
+    long u32(String field, long offset) throws FormatException {
         need(field, offset, 4);
         return Integer.toUnsignedLong(file.get(U32, offset));
     }
 
     /** An unsigned 64-bit value; values of 2^63 and more are refused, no length or offset gets there. */
-    long u64(String field, long offset) throws QnatFormatException {
+    long u64(String field, long offset) throws FormatException {
         need(field, offset, 8);
         long value = file.get(U64, offset);
         if (value < 0) {
@@ -60,13 +60,13 @@ final class HeaderBytes {
         return value;
     }
 
-    float f32(String field, long offset) throws QnatFormatException {
+    float f32(String field, long offset) throws FormatException {
         need(field, offset, 4);
         return file.get(F32, offset);
     }
 
     /** A u32 that must lie in [min, max]. */
-    int u32In(String field, long offset, long min, long max) throws QnatFormatException {
+    int u32In(String field, long offset, long min, long max) throws FormatException {
         long value = u32(field, offset);
         if (value < min || value > max) {
             throw error(field, offset, "value " + value + ", expected " + (min == max ? "" + min : min + " to " + max));
@@ -75,7 +75,7 @@ final class HeaderBytes {
     }
 
     /** Valid UTF-8 of {@code length} bytes at {@code offset}. */
-    String utf8(String field, long offset, long length) throws QnatFormatException {
+    String utf8(String field, long offset, long length) throws FormatException {
         need(field, offset, length);
         if (length > Integer.MAX_VALUE - 8) {
             throw error(field, offset, "a string of " + length + " bytes");
@@ -89,7 +89,7 @@ final class HeaderBytes {
         }
     }
 
-    void zeros(String field, long offset, long length) throws QnatFormatException {
+    void zeros(String field, long offset, long length) throws FormatException {
         need(field, offset, length);
         for (long i = 0; i < length; i++) {
             if (file.get(ValueLayout.JAVA_BYTE, offset + i) != 0) {

@@ -24,7 +24,7 @@ import java.util.OptionalLong;
 
 /**
  * An open QNAT file, v2 or v1, mapped read-only and validated in full before use (src/spec/qnat-v2.md):
- * a malformed file is refused with a {@link QnatFormatException} naming the field, its offset and what
+ * a malformed file is refused with a {@link FormatException} naming the field, its offset and what
  * was expected. Tensors are zero-copy views of the mapping. Safe for concurrent readers; {@link #close()}
  * unmaps, after which reads fail with {@link IllegalStateException}, also in threads reading at that moment.
  */
@@ -43,7 +43,7 @@ public final class QnatFile implements AutoCloseable {
     private final long v1OffsetError;
 
     private QnatFile(Path path, Arena arena, MemorySegment file, boolean checkOnFirstRead, HeaderBytes bytes)
-            throws QnatFormatException {
+            throws FormatException {
         this.path = path;
         this.arena = arena;
         this.file = file;
@@ -70,7 +70,7 @@ public final class QnatFile implements AutoCloseable {
     }
 
     /** Opens, maps and validates a QNAT file; tensor CRCs are checked on each tensor's first read. */
-    public static QnatFile open(Path path) throws IOException, QnatFormatException {
+    public static QnatFile open(Path path) throws IOException, FormatException {
         return open(path, true);
     }
 
@@ -79,12 +79,12 @@ public final class QnatFile implements AutoCloseable {
      *
      * @param checkOnFirstRead whether each tensor's CRCs are checked the first time it is read
      */
-    public static QnatFile open(Path path, boolean checkOnFirstRead) throws IOException, QnatFormatException {
+    public static QnatFile open(Path path, boolean checkOnFirstRead) throws IOException, FormatException {
         Arena arena = Arena.ofShared();
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             MemorySegment file = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);
             return new QnatFile(path, arena, file, checkOnFirstRead, new HeaderBytes(file, path.toString()));
-        } catch (IOException | QnatFormatException | RuntimeException | Error e) {
+        } catch (IOException | RuntimeException | Error e) {
             arena.close();
             throw e;
         }
@@ -156,7 +156,7 @@ public final class QnatFile implements AutoCloseable {
     }
 
     /** Checks every tensor's CRCs (v2; v1 has none, its structure was checked on open). */
-    public void verify() throws QnatFormatException {
+    public void verify() throws FormatException {
         for (QnatTensor tensor : tensors) {
             tensor.verify();
         }
@@ -170,7 +170,7 @@ public final class QnatFile implements AutoCloseable {
 
     // ---- v2 ---------------------------------------------------------------------------------------
 
-    private int[] readV2(HeaderBytes bytes, Map<String, String> meta, List<QnatTensor> list) throws QnatFormatException {
+    private int[] readV2(HeaderBytes bytes, Map<String, String> meta, List<QnatTensor> list) throws FormatException {
         long size = bytes.size();
         if (size < FIXED_HEADER_SIZE) {
             throw bytes.error("fixed header", 0, "the file has " + size + " bytes, the v2 header alone " + FIXED_HEADER_SIZE);
@@ -235,7 +235,7 @@ public final class QnatFile implements AutoCloseable {
     }
 
     /** A part's start: 8-aligned, not before the previous part's end. */
-    private static long partStart(HeaderBytes bytes, String part, long field, long previousEnd) throws QnatFormatException {
+    private static long partStart(HeaderBytes bytes, String part, long field, long previousEnd) throws FormatException {
         long offset = bytes.u64(part + "_offset", field);
         if (offset < previousEnd || offset % 8 != 0) {
             throw bytes.error(part + "_offset", field, "value " + offset + ", expected a multiple of 8 at or after "
@@ -246,7 +246,7 @@ public final class QnatFile implements AutoCloseable {
 
     /** A part's end from its length field, which follows its offset field; within the header. */
     private static long part(HeaderBytes bytes, String part, long lengthField, long offset, long headerLength)
-            throws QnatFormatException {
+            throws FormatException {
         long length = bytes.u64(part + "_length", lengthField);
         if (length > headerLength - offset) {
             throw bytes.error(part + "_length", lengthField, "part [" + offset + ", " + offset + " + " + length
@@ -256,7 +256,7 @@ public final class QnatFile implements AutoCloseable {
     }
 
     private static void readMetadata(HeaderBytes bytes, Map<String, String> meta, long offset, long end)
-            throws QnatFormatException {
+            throws FormatException {
         long count = bytes.u32("metadata count", offset);
         if (count > (end - offset - 4) / 8) {
             throw bytes.error("metadata count", offset, count + " entries cannot fit in " + (end - offset) + " bytes");
@@ -284,7 +284,7 @@ public final class QnatFile implements AutoCloseable {
     }
 
     private QnatTensor readEntry(HeaderBytes bytes, int t, long entry, long stringsOffset, long stringsEnd,
-                                 long headerLength, List<long[]> used) throws QnatFormatException {
+                                 long headerLength, List<long[]> used) throws FormatException {
         String where = "tensor " + t;
         long nameOffset = bytes.u64(where + " name_offset", entry);
         long nameLength = bytes.u32In(where + " name_length", entry + 8, 1, TensorToWrite.MAX_NAME_BYTES);
@@ -396,7 +396,7 @@ public final class QnatFile implements AutoCloseable {
     }
 
     private static void checkNoOverlap(HeaderBytes bytes, List<long[]> used, List<QnatTensor> list)
-            throws QnatFormatException {
+            throws FormatException {
         used.sort((a, b) -> Long.compare(a[0], b[0]));
         for (int i = 1; i < used.size(); i++) {
             long[] previous = used.get(i - 1);
@@ -409,7 +409,7 @@ public final class QnatFile implements AutoCloseable {
         }
     }
 
-    private static int[] readIndex(HeaderBytes bytes, List<QnatTensor> list, long indexOffset) throws QnatFormatException {
+    private static int[] readIndex(HeaderBytes bytes, List<QnatTensor> list, long indexOffset) throws FormatException {
         int count = list.size();
         int[] index = new int[count];
         byte[] previous = null;

@@ -113,13 +113,13 @@ public final class QnatTensor {
     }
 
     /** The stored bytes: packed codes for NF4, the elements for RAW. Read-only, zero-copy. */
-    public MemorySegment data() throws QnatFormatException {
+    public MemorySegment data() throws FormatException {
         checkOnFirstRead();
         return sections[QnatLayout.DATA];
     }
 
     /** The stored scales: f32 absmax, or one code byte per block when double-quantized. Empty for RAW. */
-    public MemorySegment scales() throws QnatFormatException {
+    public MemorySegment scales() throws FormatException {
         checkOnFirstRead();
         return sections[QnatLayout.SCALES] == null ? MemorySegment.NULL : sections[QnatLayout.SCALES];
     }
@@ -130,7 +130,7 @@ public final class QnatTensor {
     }
 
     /** Checks the CRCs of the tensor's sections now. */
-    public void verify() throws QnatFormatException {
+    public void verify() throws FormatException {
         if (crcs == null) {
             return;
         }
@@ -138,7 +138,7 @@ public final class QnatTensor {
             if (sections[s] != null) {
                 int actual = Crc32c.of(sections[s]);
                 if (actual != crcs[s]) {
-                    throw new QnatFormatException(file.fileName() + ": tensor '" + name + "': " + SECTION_NAMES[s]
+                    throw new FormatException(file.fileName() + ": tensor '" + name + "': " + SECTION_NAMES[s]
                             + " section at offset " + sectionOffsets[s] + " fails its CRC-32C (stored 0x"
                             + Integer.toHexString(crcs[s]) + ", computed 0x" + Integer.toHexString(actual) + ")");
                 }
@@ -147,7 +147,7 @@ public final class QnatTensor {
         checked = true;
     }
 
-    private void checkOnFirstRead() throws QnatFormatException {
+    private void checkOnFirstRead() throws FormatException {
         if (!checked) {
             verify();
         }
@@ -158,12 +158,12 @@ public final class QnatTensor {
      * F32/F16/BF16 tensors converted (round to nearest even). {@code dst} must hold exactly
      * {@link #elementCount()} elements.
      */
-    public void dequantize(MemorySegment dst, FloatType type) throws QnatFormatException {
+    public void dequantize(MemorySegment dst, FloatType type) throws FormatException {
         dequantize(dst, type, null);
     }
 
     /** As {@link #dequantize(MemorySegment, FloatType)}, with block ranges run on {@code executor} (null: this thread). */
-    public void dequantize(MemorySegment dst, FloatType type, Executor executor) throws QnatFormatException {
+    public void dequantize(MemorySegment dst, FloatType type, Executor executor) throws FormatException {
         Objects.requireNonNull(dst, "dst");
         Objects.requireNonNull(type, "type");
         if (dst.byteSize() != elementCount * type.byteSize()) {
@@ -188,7 +188,7 @@ public final class QnatTensor {
     }
 
     /** The values as a new float array (at most 2^31 - 1 elements). */
-    public float[] toFloats() throws QnatFormatException {
+    public float[] toFloats() throws FormatException {
         if (elementCount > Integer.MAX_VALUE - 8) {
             throw new IllegalStateException("tensor '" + name + "' has " + elementCount
                     + " elements, too many for one array; dequantize into a MemorySegment");

@@ -26,7 +26,7 @@ final class QnatV1 {
     private QnatV1() {}
 
     static Contents read(QnatFile owner, HeaderBytes bytes, Map<String, String> meta, List<QnatTensor> list)
-            throws QnatFormatException {
+            throws FormatException {
         long size = bytes.size();
         bytes.u32In("flags", 8, 0, 0);
         bytes.u64("metadata_size", 12); // always written as 0; any value is tolerated, as nothing uses it
@@ -127,14 +127,14 @@ final class QnatV1 {
                 .mapToInt(Integer::intValue).toArray();
         for (int i = 1; i < index.length; i++) {
             if (list.get(index[i]).name().equals(list.get(index[i - 1]).name())) {
-                throw new QnatFormatException(bytes.fileName + ": tensor name '" + list.get(index[i]).name()
+                throw new FormatException(bytes.fileName + ": tensor name '" + list.get(index[i]).name()
                         + "' appears twice");
             }
         }
         return new Contents(index, offsetError);
     }
 
-    private static String string(HeaderBytes bytes, String field, long position) throws QnatFormatException {
+    private static String string(HeaderBytes bytes, String field, long position) throws FormatException {
         long length = bytes.u32(field + " length", position);
         if (length > bytes.size() - position - 4) {
             throw bytes.error(field, position, "a string of " + length + " bytes runs past the end of the file");

@@ -18,7 +18,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Damaged v2 files: the reader answers each with QnatFormatException and nothing else. */
+/** Damaged v2 files: the reader answers each with FormatException and nothing else. */
 class QnatMutationTest {
     @TempDir
     Path dir;
@@ -55,7 +55,7 @@ class QnatMutationTest {
                     t.toFloats();
                 }
             }
-        } catch (QnatFormatException expected) {
+        } catch (FormatException expected) {
             assertTrue(expected.getMessage().startsWith(file.toString()), expected.getMessage());
             throw expected;
         } catch (Exception | Error e) {
@@ -64,7 +64,7 @@ class QnatMutationTest {
     }
 
     private void assertRefused(byte[] bytes, String what) {
-        assertThrows(QnatFormatException.class, () -> openAndReadAll(bytes, what), what);
+        assertThrows(FormatException.class, () -> openAndReadAll(bytes, what), what);
     }
 
     /** Re-seals the header CRC so that field checks, not the CRC, are what a mutation meets. */
@@ -116,8 +116,8 @@ class QnatMutationTest {
             try (QnatFile qnat = QnatFile.open(file)) {
                 inSomeSection = qnat.tensors().stream().anyMatch(t -> covers(qnat, t, bit / 8));
                 if (inSomeSection) {
-                    assertThrows(QnatFormatException.class, qnat::verify, "bit " + bit);
-                    assertThrows(QnatFormatException.class, () -> {
+                    assertThrows(FormatException.class, qnat::verify, "bit " + bit);
+                    assertThrows(FormatException.class, () -> {
                         for (QnatTensor t : qnat.tensors()) {
                             t.data();
                         }
@@ -187,7 +187,7 @@ class QnatMutationTest {
                     byte[] sealed = resealed(bytes);
                     try {
                         openAndReadAll(sealed, "tensor " + t + " field " + field + " = " + value);
-                    } catch (QnatFormatException expected) {
+                    } catch (FormatException expected) {
                         continue;
                     } catch (Exception e) {
                         fail(e);
@@ -208,7 +208,7 @@ class QnatMutationTest {
         ByteBuffer m = buffer(bytes);
         long firstData = m.getLong((int) table + 48);
         m.putLong((int) (table + 160 + 48), firstData);
-        QnatFormatException e = assertThrows(QnatFormatException.class, () -> openAndReadAll(resealed(bytes), "overlap"));
+        FormatException e = assertThrows(FormatException.class, () -> openAndReadAll(resealed(bytes), "overlap"));
         assertTrue(e.getMessage().contains("overlaps") || e.getMessage().contains("must start"), e.getMessage());
     }
 
@@ -235,7 +235,7 @@ class QnatMutationTest {
                 at++;
             }
             bytes[at + 1] = 'a';
-            QnatFormatException e = assertThrows(QnatFormatException.class, () -> openAndReadAll(resealed(bytes), "dup"));
+            FormatException e = assertThrows(FormatException.class, () -> openAndReadAll(resealed(bytes), "dup"));
             assertTrue(e.getMessage().contains("'aa' appears twice"), e.getMessage());
         }
     }

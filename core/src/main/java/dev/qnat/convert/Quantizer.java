@@ -1,0 +1,114 @@
+package dev.qnat.convert;
+
+import dev.qnat.Qnat;
+import dev.qnat.format.QnatWriter;
+import dev.qnat.format.TensorToWrite;
+import dev.qnat.nf4.Nf4;
+import dev.qnat.safetensors.Checkpoint;
+import dev.qnat.safetensors.SafetensorsTensor;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.Predicate;
+
+/** Quantizes a safetensors checkpoint into a QNAT file: chosen tensors to NF4, the others kept as they are. */
+public final class Quantizer {
+    /** bitsandbytes' choice: floating tensors with at least two dimensions (weights, not norms or biases). */
+    public static final Predicate<SafetensorsTensor> FLOAT_MATRICES =
+            t -> t.dtype().floatType().isPresent() && t.shape().length >= 2;
+
+    /**
+     * @param blockSize NF4 block size
+     * @param doubleQuant whether to double-quantize the scales
+     * @param threads worker threads
+     * @param quantize which tensors become NF4 (others are kept); must pick only F32, F16 or BF16 tensors
+     * @param progress told of input bytes as they are processed
+     */
+    public record Options(int blockSize, boolean doubleQuant, int threads, Predicate<SafetensorsTensor> quantize,
+                          QnatWriter.Progress progress) {
+        public Options {
+            Nf4.checkBlockSize(blockSize);
+            if (threads < 1) {
+                throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+            }
+            Objects.requireNonNull(quantize, "quantize");
+            Objects.requireNonNull(progress, "progress");
+        }
+
+        /** Block 64, double quantization, all cores, float matrices, no progress reports. */
+        public static Options defaults() {
+            return new Options(Nf4.DEFAULT_BLOCK_SIZE, true, Runtime.getRuntime().availableProcessors(), FLOAT_MATRICES,
+                    QnatWriter.Progress.NONE);
+        }
+
+        public Options withBlockSize(int value) {
+            return new Options(value, doubleQuant, threads, quantize, progress);
+        }
+
+        public Options withDoubleQuant(boolean value) {
+            return new Options(blockSize, value, threads, quantize, progress);
+        }
+
+        public Options withThreads(int value) {
+            return new Options(blockSize, doubleQuant, value, quantize, progress);
+        }
+
+        public Options withSelection(Predicate<SafetensorsTensor> value) {
+            return new Options(blockSize, doubleQuant, threads, value, progress);
+        }
+
+        public Options withProgress(QnatWriter.Progress value) {
+            return new Options(blockSize, doubleQuant, threads, quantize, value);
+        }
+    }
+
+    /** What a quantization did. */
+    public record Summary(int quantized, int kept, long bytesIn, long bytesOut) {}
+
+    private Quantizer() {}
+
+    /** The tensors to write for a checkpoint, in its order. */
+    public static List<TensorToWrite> plan(Checkpoint checkpoint, Options options) {
+        List<TensorToWrite> tensors = new ArrayList<>();
+        for (SafetensorsTensor t : checkpoint.tensors()) {
+            if (options.quantize().test(t)) {
+                if (t.dtype().floatType().isEmpty()) {
+                    throw new IllegalArgumentException("tensor '" + t.name() + "' is " + t.dtype()
+                            + "; only F32, F16 and BF16 tensors can be quantized");
+                }
+                tensors.add(TensorToWrite.nf4(t.name(), t.shape(), t.dtype(), t.data(), options.blockSize(),
+                        options.doubleQuant()));
+            } else {
+                tensors.add(TensorToWrite.raw(t.name(), t.shape(), t.dtype(), t.data()));
+            }
+        }
+        return tensors;
+    }
+
+    /** Quantizes {@code checkpoint} into {@code target}; the target appears only when complete. */
+    public static Summary quantize(Checkpoint checkpoint, Path target, Options options) throws IOException {
+        List<TensorToWrite> tensors = plan(checkpoint, options);
+        Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put("model_name", modelName(checkpoint.source()));
+        metadata.put("model_type", checkpoint.metadata().getOrDefault("model_type", "unknown"));
+        metadata.put("compute_dtype", "BF16");
+        metadata.put("source", checkpoint.source().getFileName().toString());
+        metadata.put("producer", "qnat " + Qnat.VERSION);
+        metadata.put("created", Instant.now().toString());
+        QnatWriter.write(target, metadata, tensors, options.threads(), options.progress());
+        int quantized = (int) tensors.stream().filter(t -> t.encoding() == dev.qnat.format.Encoding.NF4).count();
+        return new Summary(quantized, tensors.size() - quantized, checkpoint.dataBytes(), java.nio.file.Files.size(target));
+    }
+
+    private static String modelName(Path source) {
+        Path absolute = source.toAbsolutePath();
+        Path folder = absolute.getParent();
+        return folder != null && folder.getFileName() != null ? folder.getFileName().toString()
+                : absolute.getFileName().toString();
+    }
+}

@@ -1,0 +1,17 @@
+package dev.qnat.format;
+
+/**
+ * A file is malformed: a QNAT file, a safetensors file or index, a bitsandbytes checkpoint. The message
+ * names the file, the field or tensor, its offset where there is one, and what was expected against what
+ * was found. The one exception every qnat reader throws for bad input; an {@link java.io.IOException},
+ * so that code which reads files handles it with the rest, but callers can tell the two apart.
+ */
+public class FormatException extends java.io.IOException {
+    public FormatException(String message) {
+        super(message);
+    }
+
+    public FormatException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

@@ -1,0 +1,189 @@
+package dev.qnat.safetensors;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.exc.StreamReadException;
+import dev.qnat.format.FormatException;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * A Hugging Face checkpoint read as one: a single {@code .safetensors} file, or a sharded one through
+ * its {@code model.safetensors.index.json} ({@code {"metadata": {...}, "weight_map": {name: file}}}),
+ * given as the index, or as the folder holding it or a single {@code model.safetensors}. Every shard is
+ * validated; the weight map must name each shard's tensors and only those, once.
+ */
+public final class Checkpoint implements AutoCloseable {
+    public static final String INDEX_NAME = "model.safetensors.index.json";
+    public static final String SINGLE_NAME = "model.safetensors";
+
+    private static final JsonFactory JSON = JsonFactory.builder()
+            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
+
+    private final Path source;
+    private final List<SafetensorsFile> shards;
+    private final Map<String, String> metadata;
+    private final List<SafetensorsTensor> tensors;
+    private final Map<String, SafetensorsTensor> byName;
+
+    private Checkpoint(Path source, List<SafetensorsFile> shards, Map<String, String> metadata,
+                       List<SafetensorsTensor> tensors) {
+        this.source = source;
+        this.shards = List.copyOf(shards);
+        this.metadata = Collections.unmodifiableMap(metadata);
+        this.tensors = List.copyOf(tensors);
+        Map<String, SafetensorsTensor> index = new LinkedHashMap<>();
+        tensors.forEach(t -> index.put(t.name(), t));
+        this.byName = Collections.unmodifiableMap(index);
+    }
+
+    /** Opens a .safetensors file, an index .json, or a folder holding either. */
+    public static Checkpoint open(Path path) throws IOException, FormatException {
+        if (Files.isDirectory(path)) {
+            if (Files.exists(path.resolve(INDEX_NAME))) {
+                return openIndex(path.resolve(INDEX_NAME));
+            }
+            if (Files.exists(path.resolve(SINGLE_NAME))) {
+                return openSingle(path.resolve(SINGLE_NAME));
+            }
+            throw new FormatException(path + ": a folder without " + INDEX_NAME + " or " + SINGLE_NAME);
+        }
+        return path.getFileName().toString().endsWith(".json") ? openIndex(path) : openSingle(path);
+    }
+
+    private static Checkpoint openSingle(Path file) throws IOException, FormatException {
+        SafetensorsFile single = SafetensorsFile.open(file);
+        return new Checkpoint(file, List.of(single), new LinkedHashMap<>(single.metadata()), single.tensors());
+    }
+
+    private static Checkpoint openIndex(Path indexFile) throws IOException, FormatException {
+        Map<String, String> metadata = new LinkedHashMap<>();
+        Map<String, String> weightMap = new LinkedHashMap<>();
+        readIndex(indexFile, metadata, weightMap);
+        Map<String, SafetensorsFile> shards = new LinkedHashMap<>();
+        try {
+            Path folder = indexFile.toAbsolutePath().getParent();
+            for (String shardName : weightMap.values()) {
+                if (!shards.containsKey(shardName)) {
+                    Path shard = folder.resolve(shardName).normalize();
+                    if (!shard.getParent().equals(folder)) {
+                        throw new FormatException(indexFile + ": weight_map names '" + shardName
+                                + "', which is not a file beside the index");
+                    }
+                    shards.put(shardName, SafetensorsFile.open(shard));
+                }
+            }
+            List<SafetensorsTensor> tensors = new ArrayList<>();
+            for (Map.Entry<String, SafetensorsFile> shard : shards.entrySet()) {
+                for (SafetensorsTensor tensor : shard.getValue().tensors()) {
+                    String mapped = weightMap.get(tensor.name());
+                    if (!shard.getKey().equals(mapped)) {
+                        throw new FormatException(indexFile + ": tensor '" + tensor.name() + "' is in shard '" + shard.getKey()
+                                + "' but the weight_map " + (mapped == null ? "does not name it" : "puts it in '" + mapped + "'"));
+                    }
+                    tensors.add(tensor);
+                }
+            }
+            for (Map.Entry<String, String> entry : weightMap.entrySet()) {
+                if (shards.get(entry.getValue()).tensor(entry.getKey()).isEmpty()) {
+                    throw new FormatException(indexFile + ": the weight_map puts tensor '" + entry.getKey() + "' in '"
+                            + entry.getValue() + "', which does not hold it");
+                }
+            }
+            return new Checkpoint(indexFile, new ArrayList<>(shards.values()), metadata, tensors);
+        } catch (IOException | RuntimeException e) {
+            shards.values().forEach(SafetensorsFile::close);
+            throw e;
+        }
+    }
+
+    private static void readIndex(Path indexFile, Map<String, String> metadata, Map<String, String> weightMap)
+            throws IOException, FormatException {
+        long size = Files.size(indexFile);
+        if (size > SafetensorsFile.MAX_HEADER_BYTES) {
+            throw new FormatException(indexFile + ": " + size + " bytes, over the limit of " + SafetensorsFile.MAX_HEADER_BYTES);
+        }
+        try (JsonParser json = JSON.createParser(Files.readAllBytes(indexFile))) {
+            if (json.nextToken() != JsonToken.START_OBJECT) {
+                throw new FormatException(indexFile + ": not a JSON object");
+            }
+            while (json.nextToken() == JsonToken.FIELD_NAME) {
+                String field = json.currentName();
+                JsonToken value = json.nextToken();
+                if (field.equals("weight_map")) {
+                    readStrings(indexFile + ": weight_map", json, value, weightMap);
+                } else if (field.equals("metadata") && value == JsonToken.START_OBJECT) {
+                    // transformers writes numbers here (total_size); keep every scalar as text
+                    while (json.nextToken() == JsonToken.FIELD_NAME) {
+                        String key = json.currentName();
+                        JsonToken token = json.nextToken();
+                        if (token.isScalarValue()) {
+                            metadata.put(key, json.getText());
+                        } else {
+                            json.skipChildren();
+                        }
+                    }
+                } else {
+                    json.skipChildren();
+                }
+            }
+        } catch (StreamReadException e) {
+            throw new FormatException(indexFile + ": not valid JSON: " + e.getOriginalMessage(), e);
+        }
+        if (weightMap.isEmpty()) {
+            throw new FormatException(indexFile + ": no weight_map, or an empty one");
+        }
+    }
+
+    private static void readStrings(String what, JsonParser json, JsonToken start, Map<String, String> into)
+            throws IOException, FormatException {
+        if (start != JsonToken.START_OBJECT) {
+            throw new FormatException(what + " is not an object");
+        }
+        while (json.nextToken() == JsonToken.FIELD_NAME) {
+            String key = json.currentName();
+            if (json.nextToken() != JsonToken.VALUE_STRING) {
+                throw new FormatException(what + " entry '" + key + "' is not a string");
+            }
+            into.put(key, json.getText());
+        }
+    }
+
+    /** The file or index this checkpoint was opened from. */
+    public Path source() {
+        return source;
+    }
+
+    /** The metadata: a single file's {@code __metadata__}, or the index's {@code metadata}. */
+    public Map<String, String> metadata() {
+        return metadata;
+    }
+
+    /** All tensors, shard by shard, each in its shard's header order. */
+    public List<SafetensorsTensor> tensors() {
+        return tensors;
+    }
+
+    public Optional<SafetensorsTensor> tensor(String name) {
+        return Optional.ofNullable(byName.get(name));
+    }
+
+    /** Total bytes of tensor data. */
+    public long dataBytes() {
+        return tensors.stream().mapToLong(t -> t.data().byteSize()).sum();
+    }
+
+    @Override
+    public void close() {
+        shards.forEach(SafetensorsFile::close);
+    }
+}
