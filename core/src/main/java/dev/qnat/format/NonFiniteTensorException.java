@@ -7,7 +7,7 @@ public final class NonFiniteTensorException extends IllegalArgumentException {
     private final String tensor;
     private final long index;
 
-    NonFiniteTensorException(String tensor, NonFiniteValueException cause) {
+    public NonFiniteTensorException(String tensor, NonFiniteValueException cause) {
         super("tensor '" + tensor + "': " + cause.getMessage(), cause);
         this.tensor = tensor;
         this.index = cause.index();

@@ -104,6 +104,15 @@ public final class QnatWriter {
                     });
                     continue;
                 }
+                if (tensor.encoded() != null) {
+                    int index = t;
+                    tasks.add(() -> {
+                        storeEncoded(file, layout, index, tensor.encoded());
+                        dqOffsets[index] = tensor.encoded().dqOffset();
+                        progress.advance(data.byteSize());
+                    });
+                    continue;
+                }
                 long count = tensor.elementCount();
                 long blocks = Nf4.blockCount(count, tensor.blockSize());
                 absmaxOf[t] = tensor.doubleQuant() ? scratch.allocate(4 * blocks, 64) : section(file, layout, t, SCALES);
@@ -128,7 +137,7 @@ public final class QnatWriter {
             tasks.clear();
             for (int t = 0; t < tensors.size(); t++) {
                 TensorToWrite tensor = tensors.get(t);
-                if (tensor.doubleQuant()) {
+                if (tensor.doubleQuant() && tensor.encoded() == null) {
                     int index = t;
                     long blocks = Nf4.blockCount(tensor.elementCount(), tensor.blockSize());
                     tasks.add(() -> {
@@ -144,6 +153,20 @@ public final class QnatWriter {
             pool.shutdownNow();
         }
         return dqOffsets;
+    }
+
+    private static void storeEncoded(MemorySegment file, QnatLayout layout, int t, TensorToWrite.Encoded encoded) {
+        MemorySegment codes = section(file, layout, t, DATA);
+        if (encoded.highNibbleFirst()) {
+            Nf4.swapNibbles(encoded.codes(), codes);
+        } else {
+            codes.copyFrom(encoded.codes());
+        }
+        section(file, layout, t, SCALES).copyFrom(encoded.scales());
+        if (encoded.nestedScales() != null) {
+            section(file, layout, t, NESTED_SCALES).copyFrom(encoded.nestedScales());
+            section(file, layout, t, TABLE).copyFrom(encoded.table());
+        }
     }
 
     private static void runAll(ExecutorService pool, List<Runnable> tasks) throws IOException {

@@ -12,9 +12,21 @@ import java.util.Objects;
  *
  * @param blockSize NF4 block size (0 for RAW)
  * @param doubleQuant whether NF4 scales are double-quantized (false for RAW)
+ * @param encoded already quantized sections to store as they are (e.g. imported from bitsandbytes), or
+ *     null to quantize {@code data}
  */
 public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegment data, Encoding encoding, int blockSize,
-                            boolean doubleQuant) {
+                            boolean doubleQuant, Encoded encoded) {
+
+    /**
+     * NF4 sections made elsewhere: packed codes, and f32 absmax or the double quantization's byte codes,
+     * nested absmax, offset and table.
+     *
+     * @param highNibbleFirst whether element 2i is in the high nibble (bitsandbytes' order)
+     */
+    public record Encoded(MemorySegment codes, boolean highNibbleFirst, MemorySegment scales, MemorySegment nestedScales,
+                          float dqOffset, MemorySegment table) {}
+
 
     /** Names longer than this many UTF-8 bytes are refused. */
     public static final int MAX_NAME_BYTES = 65_535;
@@ -33,7 +45,7 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
                     + "' has " + nameBytes);
         }
         long count = elementCount(name, shape);
-        long size = dtype.sizeOf(count);
+        long size = encoded != null ? 0 : dtype.sizeOf(count);
         if (size < 0) {
             throw new IllegalArgumentException("tensor '" + name + "': " + count + " elements of " + dtype
                     + " do not fill whole bytes");
@@ -47,20 +59,43 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
                 throw new IllegalArgumentException("tensor '" + name + "': NF4 quantizes F32, F16 or BF16, not " + dtype);
             }
             Nf4.checkBlockSize(blockSize);
+            if (encoded != null) {
+                checkEncoded(name, count, dtype, blockSize, doubleQuant, encoded);
+            }
         } else if (blockSize != 0 || doubleQuant) {
             throw new IllegalArgumentException("tensor '" + name + "': a RAW tensor has no block size or double quantization");
         }
     }
 
-    /** An NF4 tensor. */
+    /** An NF4 tensor, quantized from {@code data} as it is written. */
     public static TensorToWrite nf4(String name, long[] shape, DType dtype, MemorySegment data, int blockSize,
                                     boolean doubleQuant) {
-        return new TensorToWrite(name, shape, dtype, data, Encoding.NF4, blockSize, doubleQuant);
+        return new TensorToWrite(name, shape, dtype, data, Encoding.NF4, blockSize, doubleQuant, null);
+    }
+
+    /** An NF4 tensor already quantized: its sections are stored as given. */
+    public static TensorToWrite nf4Encoded(String name, long[] shape, DType dtype, int blockSize, Encoded encoded) {
+        return new TensorToWrite(name, shape, dtype, MemorySegment.NULL, Encoding.NF4, blockSize,
+                encoded.nestedScales() != null, encoded);
     }
 
     /** A tensor stored as it is. */
     public static TensorToWrite raw(String name, long[] shape, DType dtype, MemorySegment data) {
-        return new TensorToWrite(name, shape, dtype, data, Encoding.RAW, 0, false);
+        return new TensorToWrite(name, shape, dtype, data, Encoding.RAW, 0, false, null);
+    }
+
+    private static void checkEncoded(String name, long count, DType dtype, int blockSize, boolean doubleQuant,
+                                     Encoded encoded) {
+        long[] expected = QnatLayout.sectionLengths(count, dtype, Encoding.NF4, blockSize, doubleQuant);
+        MemorySegment[] given = {encoded.codes(), encoded.scales(), encoded.nestedScales(), encoded.table()};
+        String[] what = {"codes", "scales", "nested scales", "table"};
+        for (int s = 0; s < given.length; s++) {
+            long length = given[s] == null ? -1 : given[s].byteSize();
+            if (length != expected[s]) {
+                throw new IllegalArgumentException("tensor '" + name + "': " + what[s] + " of " + length + " bytes, "
+                        + count + " elements at block " + blockSize + " need " + expected[s]);
+            }
+        }
     }
 
     @Override

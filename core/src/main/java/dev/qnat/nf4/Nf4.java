@@ -39,6 +39,7 @@ public final class Nf4 {
     private static final long MIN_ELEMENTS_PER_TASK = 1 << 16;
 
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong WORD = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     // Never started: it only asks segments whether a thread other than the caller may touch them.
@@ -140,6 +141,25 @@ public final class Nf4 {
                 throw nonFinite(src, srcType, kernels.firstNonFinite(src, srcType, start,
                         Math.min(count, start + blockSize)));
             }
+        }
+    }
+
+    /**
+     * Copies packed codes from {@code src} to {@code dst} with each byte's nibbles swapped: between
+     * QNAT's order (element 2i in the low nibble) and bitsandbytes' (element 2i in the high nibble).
+     * {@code src} and {@code dst} may be the same segment.
+     */
+    public static void swapNibbles(MemorySegment src, MemorySegment dst) {
+        long size = src.byteSize();
+        checkRoom(dst, size, "destination", size);
+        long i = 0;
+        for (; i + 8 <= size; i += 8) {
+            long bytes = src.get(WORD, i);
+            dst.set(WORD, i, (bytes >>> 4) & 0x0F0F0F0F0F0F0F0FL | (bytes & 0x0F0F0F0F0F0F0F0FL) << 4);
+        }
+        for (; i < size; i++) {
+            int b = src.get(ValueLayout.JAVA_BYTE, i);
+            dst.set(ValueLayout.JAVA_BYTE, i, (byte) ((b >>> 4) & 0x0F | (b & 0x0F) << 4));
         }
     }
 

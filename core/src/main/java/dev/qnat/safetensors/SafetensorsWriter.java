@@ -41,6 +41,13 @@ public final class SafetensorsWriter {
             Objects.requireNonNull(filler, "filler");
         }
 
+        /** A tensor whose bytes a {@link BodyFiller} provides. */
+        public static Entry slot(String name, DType dtype, long[] shape) {
+            return new Entry(name, dtype, shape, destination -> {
+                throw new IllegalStateException("tensor '" + name + "' is filled by the body filler");
+            });
+        }
+
         /** A tensor copied from existing bytes. */
         public static Entry copy(String name, DType dtype, long[] shape, MemorySegment bytes) {
             return new Entry(name, dtype, shape, destination -> MemorySegment.copy(bytes, 0, destination, 0,
@@ -64,9 +71,29 @@ public final class SafetensorsWriter {
         }
     }
 
+    /** Fills all tensors at once, given each tensor's slice of the mapped file by name. */
+    @FunctionalInterface
+    public interface BodyFiller {
+        void fill(Map<String, MemorySegment> slices) throws IOException;
+    }
+
     private SafetensorsWriter() {}
 
+    /** Writes tensors whose bytes each come from their own filler. */
     public static void write(Path target, Map<String, String> metadata, List<Entry> tensors) throws IOException {
+        write(target, metadata, tensors, slices -> {
+            for (Entry e : tensors) {
+                e.filler().fill(slices.get(e.name()));
+            }
+        });
+    }
+
+    /**
+     * Writes tensors described by {@code tensors} (their own fillers are not called) whose bytes all come
+     * from {@code body}, for producers that fill several tensors in one pass.
+     */
+    public static void write(Path target, Map<String, String> metadata, List<Entry> tensors, BodyFiller body)
+            throws IOException {
         Set<String> names = new HashSet<>();
         for (Entry e : tensors) {
             if (e.name().equals(SafetensorsFile.METADATA_KEY) || !names.add(e.name())) {
@@ -88,9 +115,11 @@ public final class SafetensorsWriter {
         AtomicMappedFile.write(target, dataStart + position, file -> {
             file.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, header.length);
             MemorySegment.copy(header, 0, file, ValueLayout.JAVA_BYTE, 8, header.length);
+            Map<String, MemorySegment> slices = new java.util.HashMap<>();
             for (int i = 0; i < ordered.size(); i++) {
-                ordered.get(i).filler().fill(file.asSlice(dataStart + begins[i], ends[i] - begins[i]));
+                slices.put(ordered.get(i).name(), file.asSlice(dataStart + begins[i], ends[i] - begins[i]));
             }
+            body.fill(slices);
         });
     }
 

@@ -29,16 +29,16 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** safetensors to QNAT to safetensors, single and sharded, on small generated checkpoints. */
-class ConversionTest {
+public class ConversionTest {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     @TempDir
     Path dir;
 
-    record Spec(String name, DType dtype, long[] shape, boolean zeros) {}
+    public record Spec(String name, DType dtype, long[] shape, boolean zeros) {}
 
-    static final List<Spec> MODEL = List.of(
+    public static final List<Spec> MODEL = List.of(
             new Spec("model.embed_tokens.weight", DType.BF16, new long[] {64, 32}, false),
             new Spec("model.layers.0.self_attn.q_proj.weight", DType.F32, new long[] {48, 40}, false),
             new Spec("model.layers.0.mlp.up_proj.weight", DType.F16, new long[] {33, 17}, false),
@@ -47,7 +47,7 @@ class ConversionTest {
             new Spec("position_ids", DType.I64, new long[] {10}, false));
 
     /** Writes the given tensors of MODEL (random N(0, 0.02) floats, with a few outliers) as safetensors. */
-    static void writeCheckpoint(Path file, List<Spec> specs, long seed) throws Exception {
+    public static void writeCheckpoint(Path file, List<Spec> specs, long seed) throws Exception {
         SplittableRandom random = new SplittableRandom(seed);
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
         for (Spec s : specs) {

@@ -1,0 +1,182 @@
+package dev.qnat.bnb;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.exc.StreamReadException;
+import dev.qnat.Qnat;
+import dev.qnat.format.DType;
+import dev.qnat.format.FormatException;
+import dev.qnat.format.QnatWriter;
+import dev.qnat.format.TensorToWrite;
+import dev.qnat.nf4.DoubleQuantization;
+import dev.qnat.nf4.Nf4;
+import dev.qnat.nf4.Nf4Codebook;
+import dev.qnat.safetensors.Checkpoint;
+import dev.qnat.safetensors.SafetensorsTensor;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reads a bitsandbytes NF4 checkpoint (as transformers saves it, double-quantized or not) into a QNAT
+ * file with identical codes and scales: the codes are turned to QNAT's nibble order, everything else is
+ * stored as it is, the double-quantization table included. Tensors outside the 4-bit state are kept RAW.
+ */
+public final class BitsandbytesImport {
+    private static final JsonFactory JSON = JsonFactory.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+            .build();
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** What an import found. */
+    public record Summary(int quantized, int kept) {}
+
+    private record State(int blockSize, DType dtype, long[] shape, boolean nested, float offset) {}
+
+    private BitsandbytesImport() {}
+
+    /** The tensors of a bitsandbytes checkpoint as QNAT would store them, in checkpoint order. */
+    public static List<TensorToWrite> plan(Checkpoint checkpoint) throws FormatException {
+        Set<String> consumed = new HashSet<>();
+        Map<String, TensorToWrite> quantized = new LinkedHashMap<>();
+        for (SafetensorsTensor t : checkpoint.tensors()) {
+            if (!t.name().endsWith(BitsandbytesNf4.STATE_SUFFIX)) {
+                continue;
+            }
+            String p = t.name().substring(0, t.name().length() - BitsandbytesNf4.STATE_SUFFIX.length());
+            String where = checkpoint.source() + ": tensor '" + p + "'";
+            State state = parseState(where, t.data().toArray(ValueLayout.JAVA_BYTE));
+            long n = 1;
+            for (long d : state.shape()) {
+                n = Math.multiplyExact(n, d);
+            }
+            long blocks = Nf4.blockCount(n, state.blockSize());
+            MemorySegment codes = part(checkpoint, where, p, "", DType.U8, Nf4.packedSize(n), consumed);
+            MemorySegment absmax = part(checkpoint, where, p, BitsandbytesNf4.ABSMAX, state.nested() ? DType.U8 : DType.F32,
+                    state.nested() ? blocks : 4 * blocks, consumed);
+            MemorySegment quantMap = part(checkpoint, where, p, BitsandbytesNf4.QUANT_MAP, DType.F32, 4L * Nf4Codebook.LEVELS,
+                    consumed);
+            if (!Arrays.equals(quantMap.toArray(F32), Nf4Codebook.levels())) {
+                throw new FormatException(where + ": quant_map is not the NF4 codebook; qnat stores NF4 with its fixed levels");
+            }
+            MemorySegment nested = null;
+            MemorySegment table = null;
+            if (state.nested()) {
+                nested = part(checkpoint, where, p, BitsandbytesNf4.NESTED_ABSMAX, DType.F32,
+                        4 * DoubleQuantization.groupCount(blocks), consumed);
+                table = part(checkpoint, where, p, BitsandbytesNf4.NESTED_QUANT_MAP, DType.F32,
+                        4L * DoubleQuantization.TABLE_SIZE, consumed);
+            }
+            consumed.add(t.name());
+            quantized.put(p, TensorToWrite.nf4Encoded(p, state.shape(), state.dtype(), state.blockSize(),
+                    new TensorToWrite.Encoded(codes, true, absmax, nested, state.offset(), table)));
+        }
+        List<TensorToWrite> tensors = new ArrayList<>();
+        for (SafetensorsTensor t : checkpoint.tensors()) {
+            if (quantized.containsKey(t.name())) {
+                tensors.add(quantized.get(t.name()));
+            } else if (!consumed.contains(t.name())) {
+                tensors.add(TensorToWrite.raw(t.name(), t.shape(), t.dtype(), t.data()));
+            }
+        }
+        return tensors;
+    }
+
+    /** Imports {@code checkpoint} into the QNAT file {@code target}. */
+    public static Summary toQnat(Checkpoint checkpoint, Path target, int threads, QnatWriter.Progress progress)
+            throws IOException {
+        List<TensorToWrite> tensors = plan(checkpoint);
+        Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put("model_name", checkpoint.source().toAbsolutePath().getFileName().toString());
+        metadata.put("compute_dtype", "BF16");
+        metadata.put("source", checkpoint.source().getFileName().toString() + " (bitsandbytes NF4)");
+        metadata.put("producer", "qnat " + Qnat.VERSION);
+        metadata.put("created", Instant.now().toString());
+        QnatWriter.write(target, metadata, tensors, threads, progress);
+        int quantized = (int) tensors.stream().filter(t -> t.encoded() != null).count();
+        return new Summary(quantized, tensors.size() - quantized);
+    }
+
+    private static MemorySegment part(Checkpoint checkpoint, String where, String p, String suffix, DType dtype, long bytes,
+                                      Set<String> consumed) throws FormatException {
+        String name = p + suffix;
+        SafetensorsTensor t = checkpoint.tensor(name).orElseThrow(() -> new FormatException(where + ": its 4-bit state has no '"
+                + name + "'"));
+        if (t.dtype() != dtype || t.data().byteSize() != bytes) {
+            throw new FormatException(where + ": '" + name + "' is " + t.dtype() + " of " + t.data().byteSize()
+                    + " bytes, expected " + dtype + " of " + bytes);
+        }
+        consumed.add(name);
+        return t.data();
+    }
+
+    private static State parseState(String where, byte[] json) throws FormatException {
+        String quantType = null;
+        String dtype = null;
+        long[] shape = null;
+        long blockSize = -1;
+        long nestedBlockSize = -1;
+        Double offset = null;
+        try (JsonParser parser = JSON.createParser(json)) {
+            if (parser.nextToken() != JsonToken.START_OBJECT) {
+                throw new FormatException(where + ": quant_state is not a JSON object");
+            }
+            while (parser.nextToken() == JsonToken.FIELD_NAME) {
+                String field = parser.currentName();
+                JsonToken value = parser.nextToken();
+                switch (field) {
+                    case "quant_type" -> quantType = parser.getText();
+                    case "dtype" -> dtype = parser.getText();
+                    case "blocksize" -> blockSize = value == JsonToken.VALUE_NUMBER_INT ? parser.getLongValue() : -1;
+                    case "nested_blocksize" -> nestedBlockSize = value == JsonToken.VALUE_NUMBER_INT ? parser.getLongValue() : -1;
+                    case "nested_offset" -> offset = value.isNumeric() ? parser.getDoubleValue() : null;
+                    case "shape" -> {
+                        List<Long> dims = new ArrayList<>();
+                        if (value != JsonToken.START_ARRAY) {
+                            throw new FormatException(where + ": quant_state shape is not a list");
+                        }
+                        while (parser.nextToken() == JsonToken.VALUE_NUMBER_INT && dims.size() <= 64) {
+                            dims.add(parser.getLongValue());
+                        }
+                        if (parser.currentToken() != JsonToken.END_ARRAY || dims.stream().anyMatch(d -> d < 0)) {
+                            throw new FormatException(where + ": quant_state shape is not a list of sizes");
+                        }
+                        shape = dims.stream().mapToLong(Long::longValue).toArray();
+                    }
+                    default -> parser.skipChildren();
+                }
+            }
+        } catch (StreamReadException e) {
+            throw new FormatException(where + ": quant_state is not valid JSON: " + e.getOriginalMessage(), e);
+        } catch (IOException e) {
+            throw new FormatException(where + ": quant_state cannot be read: " + e.getMessage(), e);
+        }
+        if (!"nf4".equals(quantType)) {
+            throw new FormatException(where + ": quant_type " + quantType + " is not supported; qnat imports nf4");
+        }
+        DType type = dtype == null ? null : BitsandbytesNf4.fromTorchName(dtype);
+        if (type == null || shape == null) {
+            throw new FormatException(where + ": quant_state lacks a float32/float16/bfloat16 dtype or a shape");
+        }
+        if (blockSize < Nf4.MIN_BLOCK_SIZE || blockSize > Nf4.MAX_BLOCK_SIZE || blockSize % 2 != 0) {
+            throw new FormatException(where + ": quant_state blocksize " + blockSize + " is not an even number from 2 to 2^20");
+        }
+        boolean nested = offset != null || nestedBlockSize >= 0;
+        if (nested && (nestedBlockSize != DoubleQuantization.GROUP_SIZE || offset == null || !Double.isFinite(offset))) {
+            throw new FormatException(where + ": double quantization with nested_blocksize " + nestedBlockSize
+                    + " and nested_offset " + offset + "; qnat reads nested_blocksize 256 with a finite offset");
+        }
+        return new State((int) blockSize, type, shape, nested, nested ? (float) (double) offset : 0f);
+    }
+}
