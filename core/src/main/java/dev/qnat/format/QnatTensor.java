@@ -198,7 +198,19 @@ public final class QnatTensor {
         return values;
     }
 
-    /** The f32 absmax per block: as stored, or reconstructed from the double quantization. */
+    /**
+     * The f32 absmax of every block, as stored or reconstructed from the double quantization (then
+     * allocated in {@code arena}); with {@link #data()} and {@link Nf4#dequantize} it lets a caller
+     * dequantize any range of whole blocks. NF4 tensors only.
+     */
+    public MemorySegment absmax(Arena arena) throws FormatException {
+        if (encoding != Encoding.NF4) {
+            throw new IllegalStateException("tensor '" + name + "' is RAW and has no scales");
+        }
+        checkOnFirstRead();
+        return absmaxF32(arena);
+    }
+
     private MemorySegment absmaxF32(Arena arena) {
         MemorySegment scales = sections[QnatLayout.SCALES];
         if (scaleStorage != ScaleStorage.DOUBLE_QUANT) {

@@ -12,6 +12,8 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.HexFormat;
 import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -30,6 +32,21 @@ public final class AtomicMappedFile {
     /** Marks temp files: {@code .<target name>.qnat-partial.<pid>.<random>}. */
     public static final String PARTIAL_MARK = ".qnat-partial.";
 
+    /** Temp files being written now; a JVM that is interrupted (Ctrl-C) deletes them on its way out. */
+    private static final Set<Path> IN_PROGRESS = ConcurrentHashMap.newKeySet();
+
+    static {
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            for (Path temp : IN_PROGRESS) {
+                try {
+                    Files.deleteIfExists(temp);
+                } catch (IOException e) {
+                    // Nothing more can be done on the way out; the next write to the target removes it.
+                }
+            }
+        }, "qnat-partial-cleanup"));
+    }
+
     private AtomicMappedFile() {}
 
     /** Whether a file name is one of this class's temp files (readers and listings skip them). */
@@ -46,6 +63,7 @@ public final class AtomicMappedFile {
         Path temp = directory.resolve("." + target.getFileName() + PARTIAL_MARK + ProcessHandle.current().pid() + "."
                 + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()));
         boolean renamed = false;
+        IN_PROGRESS.add(temp);
         try {
             try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
                     StandardOpenOption.WRITE); Arena arena = Arena.ofShared()) {
@@ -63,6 +81,7 @@ public final class AtomicMappedFile {
             if (!renamed) {
                 Files.deleteIfExists(temp);
             }
+            IN_PROGRESS.remove(temp);
         }
     }
 

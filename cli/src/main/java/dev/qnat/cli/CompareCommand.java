@@ -1,0 +1,102 @@
+package dev.qnat.cli;
+
+import dev.qnat.format.QnatFile;
+import dev.qnat.format.QnatTensor;
+import dev.qnat.safetensors.Checkpoint;
+import dev.qnat.safetensors.SafetensorsTensor;
+import java.io.PrintWriter;
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "compare", mixinStandardHelpOptions = true,
+        description = "Error statistics of a quantized file against its original, tensor by tensor; exit 1 if their "
+                + "tensors or shapes differ.")
+final class CompareCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "ORIGINAL", description = "The original safetensors checkpoint.")
+    Path original;
+
+    @Parameters(index = "1", paramLabel = "QUANTIZED", description = "A QNAT file, or safetensors dequantized from one.")
+    Path quantized;
+
+    @Option(names = "--json", description = "Print JSON instead of text.")
+    boolean json;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        List<Comparison.Stats> all = new ArrayList<>();
+        List<String> problems = new ArrayList<>();
+        try (Checkpoint source = Checkpoint.open(original); Arena arena = Arena.ofShared()) {
+            if (InspectCommand.isQnat(quantized)) {
+                try (QnatFile qnat = QnatFile.open(quantized)) {
+                    for (SafetensorsTensor t : source.tensors()) {
+                        QnatTensor q = qnat.tensor(t.name()).orElse(null);
+                        if (check(t, q == null ? null : q.shape(), problems) && t.dtype().floatType().isPresent()) {
+                            all.add(Comparison.compare(t.name(), Comparison.of(t), Comparison.of(q, arena)));
+                        }
+                    }
+                    missing(qnat.tensors().stream().map(QnatTensor::name).toList(), source, problems);
+                }
+            } else {
+                try (Checkpoint other = Checkpoint.open(quantized)) {
+                    for (SafetensorsTensor t : source.tensors()) {
+                        SafetensorsTensor q = other.tensor(t.name()).orElse(null);
+                        if (check(t, q == null ? null : q.shape(), problems) && t.dtype().floatType().isPresent()) {
+                            all.add(Comparison.compare(t.name(), Comparison.of(t), Comparison.of(q)));
+                        }
+                    }
+                    missing(other.tensors().stream().map(SafetensorsTensor::name).toList(), source, problems);
+                }
+            }
+        }
+        Comparison.Stats total = Comparison.total(all);
+        if (json) {
+            StringBuilder s = new StringBuilder("{\"total\": ").append(total.json()).append(", \"problems\": [");
+            for (int i = 0; i < problems.size(); i++) {
+                s.append(i == 0 ? "" : ", ").append(Json.string(problems.get(i)));
+            }
+            s.append("], \"tensors\": [");
+            for (int i = 0; i < all.size(); i++) {
+                s.append(i == 0 ? "" : ", ").append(all.get(i).json());
+            }
+            out.println(s.append("]}"));
+        } else {
+            int width = all.stream().mapToInt(x -> x.name().length()).max().orElse(4);
+            for (Comparison.Stats x : all) {
+                out.printf("  %-" + width + "s  %s%n", x.name(), x.line());
+            }
+            out.println("all " + all.size() + " float tensors: " + total.line());
+            problems.forEach(p -> out.println("MISMATCH: " + p));
+        }
+        return problems.isEmpty() ? Main.OK : Main.FAILED;
+    }
+
+    private static boolean check(SafetensorsTensor t, long[] otherShape, List<String> problems) {
+        if (otherShape == null) {
+            problems.add("tensor '" + t.name() + "' is missing from the quantized file");
+            return false;
+        }
+        if (!Arrays.equals(t.shape(), otherShape)) {
+            problems.add("tensor '" + t.name() + "' has shape " + Arrays.toString(t.shape()) + " and "
+                    + Arrays.toString(otherShape));
+            return false;
+        }
+        return true;
+    }
+
+    private static void missing(List<String> names, Checkpoint source, List<String> problems) {
+        names.stream().filter(n -> source.tensor(n).isEmpty())
+                .forEach(n -> problems.add("tensor '" + n + "' is not in the original"));
+    }
+}

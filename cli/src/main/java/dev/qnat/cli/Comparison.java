@@ -1,0 +1,149 @@
+package dev.qnat.cli;
+
+import dev.qnat.format.Encoding;
+import dev.qnat.format.FormatException;
+import dev.qnat.format.QnatTensor;
+import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.Nf4;
+import dev.qnat.safetensors.SafetensorsTensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.List;
+import java.util.Locale;
+
+/** Reconstruction error of quantized tensors against their originals, read chunk by chunk. */
+final class Comparison {
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final int CHUNK = 1 << 16;
+
+    /** Error figures of one tensor, or of several summed. */
+    record Stats(String name, long count, double sumSquaredError, double sumSquaredSignal, double maxAbsError) {
+        double rmse() {
+            return count == 0 ? 0 : Math.sqrt(sumSquaredError / count);
+        }
+
+        /** Signal-to-noise ratio in dB: signal power over error power. */
+        double snrDb() {
+            return sumSquaredError == 0 ? Double.POSITIVE_INFINITY : 10 * Math.log10(sumSquaredSignal / sumSquaredError);
+        }
+
+        Stats plus(Stats other) {
+            return new Stats("all", count + other.count, sumSquaredError + other.sumSquaredError,
+                    sumSquaredSignal + other.sumSquaredSignal, Math.max(maxAbsError, other.maxAbsError));
+        }
+
+        String line() {
+            return String.format(Locale.ROOT, "RMSE %.3e, max |error| %.3e, SNR %.2f dB", rmse(), maxAbsError, snrDb());
+        }
+
+        String json() {
+            return String.format(Locale.ROOT, "{\"tensor\": %s, \"elements\": %d, \"rmse\": %s, \"max_abs_error\": %s, "
+                    + "\"snr_db\": %s}", Json.string(name), count, Json.number(rmse()), Json.number(maxAbsError),
+                    Json.number(snrDb()));
+        }
+    }
+
+    private Comparison() {}
+
+    /** Reads values {@code [from, from + out.length)} of a tensor as floats. */
+    interface Values {
+        long count();
+
+        /** Reads chunks starting at multiples of {@link #alignment()}. */
+        int alignment();
+
+        void read(long from, float[] out, int length) throws FormatException;
+    }
+
+    static Values of(SafetensorsTensor tensor) {
+        FloatType type = tensor.dtype().floatType().orElseThrow(() -> new IllegalArgumentException("tensor '"
+                + tensor.name() + "' is " + tensor.dtype() + ", not a float tensor"));
+        return raw(tensor.data(), type, tensor.elementCount());
+    }
+
+    private static Values raw(MemorySegment data, FloatType type, long count) {
+        return new Values() {
+            public long count() {
+                return count;
+            }
+
+            public int alignment() {
+                return 1;
+            }
+
+            public void read(long from, float[] out, int length) {
+                for (int i = 0; i < length; i++) {
+                    out[i] = type == FloatType.F32 ? data.getAtIndex(F32, from + i)
+                            : type.halfBitsToFloat(data.getAtIndex(HALF, from + i));
+                }
+            }
+        };
+    }
+
+    /** A QNAT tensor's values: dequantized chunk by chunk for NF4 (the absmax lives in {@code arena}). */
+    static Values of(QnatTensor tensor, Arena arena) throws FormatException {
+        if (tensor.encoding() == Encoding.RAW) {
+            FloatType type = tensor.dtype().floatType().orElseThrow(() -> new IllegalArgumentException("tensor '"
+                    + tensor.name() + "' is " + tensor.dtype() + ", not a float tensor"));
+            return raw(tensor.data(), type, tensor.elementCount());
+        }
+        MemorySegment codes = tensor.data();
+        MemorySegment absmax = tensor.absmax(arena);
+        int blockSize = tensor.blockSize();
+        return new Values() {
+            public long count() {
+                return tensor.elementCount();
+            }
+
+            public int alignment() {
+                return blockSize;
+            }
+
+            public void read(long from, float[] out, int length) {
+                long firstBlock = from / blockSize;
+                MemorySegment chunkCodes = codes.asSlice(from / 2, Nf4.packedSize(length));
+                MemorySegment chunkAbsmax = absmax.asSlice(4 * firstBlock, 4 * Nf4.blockCount(length, blockSize));
+                Nf4.dequantize(chunkCodes, chunkAbsmax, blockSize, MemorySegment.ofArray(out).asSlice(0, 4L * length),
+                        FloatType.F32);
+            }
+        };
+    }
+
+    static Stats compare(String name, Values original, Values quantized) throws FormatException {
+        if (original.count() != quantized.count()) {
+            throw new IllegalArgumentException("tensor '" + name + "' has " + original.count() + " elements in one file and "
+                    + quantized.count() + " in the other");
+        }
+        int alignment = Math.max(original.alignment(), quantized.alignment());
+        int chunk = Math.max(alignment, CHUNK / alignment * alignment);
+        float[] a = new float[chunk];
+        float[] b = new float[chunk];
+        double error = 0;
+        double signal = 0;
+        double max = 0;
+        for (long from = 0; from < original.count(); from += chunk) {
+            int length = (int) Math.min(chunk, original.count() - from);
+            original.read(from, a, length);
+            quantized.read(from, b, length);
+            for (int i = 0; i < length; i++) {
+                double d = (double) a[i] - b[i];
+                error += d * d;
+                signal += (double) a[i] * a[i];
+                max = Math.max(max, Math.abs(d));
+            }
+        }
+        return new Stats(name, original.count(), error, signal, max);
+    }
+
+    static Stats total(List<Stats> all) {
+        return all.stream().reduce(new Stats("all", 0, 0, 0, 0), Stats::plus);
+    }
+
+    /** The tensor with the lowest SNR. */
+    static Stats worst(List<Stats> all) {
+        return all.stream().min((x, y) -> Double.compare(x.snrDb(), y.snrDb())).orElse(null);
+    }
+}

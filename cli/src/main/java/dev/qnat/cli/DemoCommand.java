@@ -1,0 +1,128 @@
+package dev.qnat.cli;
+
+import dev.qnat.convert.Dequantizer;
+import dev.qnat.convert.Quantizer;
+import dev.qnat.format.QnatFile;
+import dev.qnat.safetensors.Checkpoint;
+import dev.qnat.safetensors.SafetensorsTensor;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "demo", mixinStandardHelpOptions = true,
+        description = "Generate a small language-model checkpoint and run quantize, verify, dequantize and compare on it.")
+final class DemoCommand implements Callable<Integer> {
+    @Option(names = "--keep", description = "Keep the files (and say where they are).")
+    boolean keep;
+
+    @Option(names = "--layers", defaultValue = "4", paramLabel = "N", description = "Transformer blocks (default 4).")
+    int layers;
+
+    @Option(names = "--hidden", defaultValue = "1024", paramLabel = "N", description = "Hidden size (default 1024).")
+    int hidden;
+
+    @Option(names = "--vocab", defaultValue = "8192", paramLabel = "N", description = "Vocabulary size (default 8192).")
+    int vocab;
+
+    @Option(names = "--dir", paramLabel = "DIR", description = "Where to work (default: a new temp folder).")
+    Path dir;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        if (layers < 1 || hidden < 4 || hidden % 4 != 0 || vocab < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--layers and --vocab must be at least 1, --hidden a multiple of 4");
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        Path work = dir != null ? Files.createDirectories(dir) : Files.createTempDirectory("qnat-demo-");
+        try {
+            Path model = work.resolve("model.safetensors");
+            Path qnat = work.resolve("model.qnat");
+            Path restored = work.resolve("model.dequantized.safetensors");
+
+            long t0 = System.nanoTime();
+            long parameters = DemoCheckpoint.write(model, layers, hidden, vocab);
+            out.printf("1/5 generate   %d blocks at hidden size %d: %,d parameters, %s of BF16 safetensors in %s%n",
+                    layers, hidden, parameters, Units.bytes(Files.size(model)), Units.seconds(System.nanoTime() - t0));
+
+            out.println("2/5 quantize   NF4, block 64, double quantization, norms kept:");
+            QuantizeCommand.run(model, qnat, QuantizeCommand.Format.qnat, Quantizer.Options.defaults(), false,
+                    new IndentingWriter(out), err);
+
+            long t2 = System.nanoTime();
+            out.println("3/5 verify     " + VerifyCommand.verify(qnat) + " (" + Units.seconds(System.nanoTime() - t2) + ")");
+
+            long t3 = System.nanoTime();
+            try (QnatFile file = QnatFile.open(qnat)) {
+                Dequantizer.toSafetensors(file, restored, null);
+            }
+            out.printf("4/5 dequantize %s back to BF16 safetensors, %s, in %s%n", qnat.getFileName(),
+                    Units.bytes(Files.size(restored)), Units.seconds(System.nanoTime() - t3));
+
+            long t4 = System.nanoTime();
+            List<Comparison.Stats> stats = new ArrayList<>();
+            try (Checkpoint a = Checkpoint.open(model); Checkpoint b = Checkpoint.open(restored)) {
+                for (SafetensorsTensor t : a.tensors()) {
+                    stats.add(Comparison.compare(t.name(), Comparison.of(t), Comparison.of(b.tensor(t.name()).orElseThrow())));
+                }
+            }
+            Comparison.Stats total = Comparison.total(stats);
+            Comparison.Stats worst = Comparison.worst(stats);
+            out.printf("5/5 compare    original against dequantized, all %d tensors: %s (%s)%n", stats.size(), total.line(),
+                    Units.seconds(System.nanoTime() - t4));
+            out.printf("               worst '%s': %s%n", worst.name(), worst.line());
+            out.printf("done in %s%s%n", Units.seconds(System.nanoTime() - t0), keep ? "; files kept in " + work : "");
+            return Main.OK;
+        } finally {
+            if (!keep) {
+                // Only what the demo made: a --dir the user gave may hold other files.
+                for (String name : List.of("model.safetensors", "model.qnat", "model.dequantized.safetensors")) {
+                    Files.deleteIfExists(work.resolve(name));
+                }
+                if (dir == null) {
+                    Files.deleteIfExists(work);
+                }
+            }
+        }
+    }
+
+    /** Indents another command's summary under a demo step. */
+    private static final class IndentingWriter extends PrintWriter {
+        IndentingWriter(PrintWriter out) {
+            super(new java.io.Writer() {
+                private boolean lineStart = true;
+
+                @Override
+                public void write(char[] buffer, int offset, int length) {
+                    for (int i = offset; i < offset + length; i++) {
+                        if (lineStart) {
+                            out.write("               ");
+                        }
+                        out.write(buffer[i]);
+                        lineStart = buffer[i] == '\n';
+                    }
+                }
+
+                @Override
+                public void flush() {
+                    out.flush();
+                }
+
+                @Override
+                public void close() {
+                    flush();
+                }
+            }, true);
+        }
+    }
+}

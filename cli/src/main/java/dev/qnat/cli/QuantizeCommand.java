@@ -1,0 +1,174 @@
+package dev.qnat.cli;
+
+import dev.qnat.bnb.BitsandbytesExport;
+import dev.qnat.convert.Quantizer;
+import dev.qnat.format.Encoding;
+import dev.qnat.format.QnatFile;
+import dev.qnat.format.QnatTensor;
+import dev.qnat.nf4.DoubleQuantization;
+import dev.qnat.nf4.Nf4;
+import dev.qnat.safetensors.Checkpoint;
+import dev.qnat.safetensors.SafetensorsTensor;
+import java.io.PrintWriter;
+import java.lang.foreign.Arena;
+import java.nio.file.FileSystems;
+import java.nio.file.Path;
+import java.nio.file.PathMatcher;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.function.Predicate;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "quantize", mixinStandardHelpOptions = true,
+        description = "Quantize a safetensors checkpoint to NF4, as a QNAT file or a bitsandbytes safetensors file.")
+final class QuantizeCommand implements Callable<Integer> {
+    enum Format { qnat, bnb }
+
+    @Parameters(index = "0", paramLabel = "INPUT",
+            description = "A .safetensors file, a sharded checkpoint folder, or its model.safetensors.index.json.")
+    Path input;
+
+    @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUTPUT", description = "The file to write.")
+    Path output;
+
+    @Option(names = "--format", defaultValue = "qnat", description = "qnat (default) or bnb (bitsandbytes safetensors).")
+    Format format;
+
+    @Option(names = "--block-size", defaultValue = "64", paramLabel = "N", description = "NF4 block size (default 64).")
+    int blockSize;
+
+    @Option(names = "--double-quant", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Double-quantize the block scales, as QLoRA does (default on).")
+    boolean doubleQuant;
+
+    @Option(names = "--include", paramLabel = "GLOB",
+            description = "Quantize only float tensors whose names match (any number of dimensions); repeatable.")
+    List<String> include = new ArrayList<>();
+
+    @Option(names = "--exclude", paramLabel = "GLOB", description = "Never quantize tensors whose names match; repeatable.")
+    List<String> exclude = new ArrayList<>();
+
+    @Option(names = "--threads", paramLabel = "N", description = "Worker threads (default: all cores).")
+    int threads = Runtime.getRuntime().availableProcessors();
+
+    @Option(names = "--no-stats", description = "Skip the accuracy figures.")
+    boolean noStats;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        try {
+            Nf4.checkBlockSize(blockSize);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--block-size: " + e.getMessage());
+        }
+        if (threads < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--threads must be at least 1");
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        Quantizer.Options options = Quantizer.Options.defaults().withBlockSize(blockSize).withDoubleQuant(doubleQuant)
+                .withThreads(threads).withSelection(selection(include, exclude));
+        run(input, output, format, options, noStats, out, spec.commandLine().getErr());
+        return Main.OK;
+    }
+
+    /** Which tensors become NF4: float matrices by default, or float tensors matching --include; never --exclude. */
+    static Predicate<SafetensorsTensor> selection(List<String> include, List<String> exclude) {
+        List<PathMatcher> in = include.stream().map(QuantizeCommand::glob).toList();
+        List<PathMatcher> out = exclude.stream().map(QuantizeCommand::glob).toList();
+        return t -> {
+            Path name = Path.of(t.name().replace('/', '_'));
+            boolean chosen = in.isEmpty() ? Quantizer.FLOAT_MATRICES.test(t)
+                    : t.dtype().floatType().isPresent() && in.stream().anyMatch(m -> m.matches(name));
+            return chosen && out.stream().noneMatch(m -> m.matches(name));
+        };
+    }
+
+    private static PathMatcher glob(String pattern) {
+        return FileSystems.getDefault().getPathMatcher("glob:" + pattern);
+    }
+
+    /** Quantizes and prints the summary; shared with the demo. Returns the accuracy over all quantized tensors. */
+    static Comparison.Stats run(Path input, Path output, Format format, Quantizer.Options options, boolean noStats,
+                                PrintWriter out, PrintWriter err) throws Exception {
+        long started = System.nanoTime();
+        try (Checkpoint checkpoint = Checkpoint.open(input)) {
+            long bytesIn = checkpoint.dataBytes();
+            int quantized;
+            int kept;
+            long bytesOut;
+            try (Progress progress = new Progress("quantize", bytesIn, err, Progress.onTerminal())) {
+                Quantizer.Options withProgress = options.withProgress(progress);
+                if (format == Format.bnb) {
+                    BitsandbytesExport.Summary s = BitsandbytesExport.export(checkpoint, output, withProgress);
+                    quantized = s.quantized();
+                    kept = s.kept();
+                    bytesOut = s.bytesOut();
+                } else {
+                    Quantizer.Summary s = Quantizer.quantize(checkpoint, output, withProgress);
+                    quantized = s.quantized();
+                    kept = s.kept();
+                    bytesOut = s.bytesOut();
+                }
+            }
+            long elapsed = System.nanoTime() - started;
+            long quantizedElements = 0;
+            long payloadBytes = 0;
+            long keptBytes = 0;
+            for (SafetensorsTensor t : checkpoint.tensors()) {
+                if (options.quantize().test(t)) {
+                    long n = t.elementCount();
+                    long blocks = Nf4.blockCount(n, options.blockSize());
+                    quantizedElements += n;
+                    payloadBytes += Nf4.packedSize(n) + (options.doubleQuant()
+                            ? blocks + 4 * DoubleQuantization.groupCount(blocks) : 4 * blocks);
+                } else {
+                    keptBytes += t.data().byteSize();
+                }
+            }
+            out.printf("quantized %d tensors to NF4 (block %d%s), kept %d as they were%n", quantized, options.blockSize(),
+                    options.doubleQuant() ? ", double quantization" : "", kept);
+            out.printf("input %s (%s), output %s (%s, %s)%n", Units.bytes(bytesIn), input.getFileName(),
+                    Units.bytes(bytesOut), output.getFileName(), format == Format.bnb ? "bitsandbytes safetensors" : "QNAT");
+            if (quantizedElements > 0) {
+                out.printf("bits per quantized weight: %.3f in codes and scales, %.3f with headers, tables and padding%n",
+                        8.0 * payloadBytes / quantizedElements, 8.0 * (bytesOut - keptBytes) / quantizedElements);
+            }
+            out.printf("wall time %s, %.2f GB/s of input on %d threads (the first second or so is the JIT warming up)%n",
+                    Units.seconds(elapsed), bytesIn / (elapsed / 1e9) / 1e9, options.threads());
+            if (format == Format.bnb) {
+                out.println("transformers loads it with the quantization_config written beside it");
+            }
+            if (noStats || format == Format.bnb || quantized == 0) {
+                if (!noStats && format == Format.bnb && quantized > 0) {
+                    out.println("accuracy: quantize to QNAT with the same options, or run 'qnat compare', for the figures");
+                }
+                return null;
+            }
+            return printAccuracy(checkpoint, output, out);
+        }
+    }
+
+    private static Comparison.Stats printAccuracy(Checkpoint checkpoint, Path output, PrintWriter out) throws Exception {
+        List<Comparison.Stats> all = new ArrayList<>();
+        try (QnatFile qnat = QnatFile.open(output); Arena arena = Arena.ofShared()) {
+            for (QnatTensor q : qnat.tensors()) {
+                if (q.encoding() == Encoding.NF4) {
+                    SafetensorsTensor original = checkpoint.tensor(q.name()).orElseThrow();
+                    all.add(Comparison.compare(q.name(), Comparison.of(original), Comparison.of(q, arena)));
+                }
+            }
+        }
+        Comparison.Stats total = Comparison.total(all);
+        Comparison.Stats worst = Comparison.worst(all);
+        out.println("accuracy over all quantized weights: " + total.line());
+        out.println("worst tensor '" + worst.name() + "': " + worst.line());
+        return total;
+    }
+}

@@ -1,0 +1,186 @@
+package dev.qnat.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.qnat.format.DType;
+import dev.qnat.format.QnatFile;
+import dev.qnat.safetensors.SafetensorsFile;
+import dev.qnat.safetensors.SafetensorsWriter;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Every command run in-process on small inputs, with its output and exit code. */
+class CliTest {
+    @TempDir
+    Path dir;
+    Path model;
+
+    record Result(int code, String out, String err) {}
+
+    static Result qnat(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    @BeforeEach
+    void smallModel() throws Exception {
+        model = dir.resolve("model.safetensors");
+        DemoCheckpoint.write(model, 2, 64, 96);
+    }
+
+    private List<String> listing() throws Exception {
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    @Test
+    void versionAndHelp() {
+        Result version = qnat("--version");
+        assertEquals(0, version.code());
+        assertTrue(version.out().startsWith("qnat " + dev.qnat.Qnat.VERSION), version.out());
+        Result help = qnat("--help");
+        assertEquals(0, help.code());
+        assertTrue(help.out().contains("quantize") && help.out().contains("Exit codes"), help.out());
+    }
+
+    @Test
+    void usageErrorsExitWith2() {
+        assertEquals(2, qnat("quantize", model.toString()).code(), "missing -o");
+        assertEquals(2, qnat("frobnicate").code());
+        Result odd = qnat("quantize", model.toString(), "-o", dir.resolve("x.qnat").toString(), "--block-size", "63");
+        assertEquals(2, odd.code());
+        assertTrue(odd.err().contains("got 63"), odd.err());
+        assertEquals(2, qnat("dequantize", "x", "-o", "y", "--dtype", "f64").code());
+    }
+
+    @Test
+    void quantizeInspectVerifyDequantizeCompare() throws Exception {
+        Path out = dir.resolve("model.qnat");
+        Result q = qnat("quantize", model.toString(), "-o", out.toString(), "--threads", "2");
+        assertEquals(0, q.code(), q.err());
+        assertTrue(q.out().contains("quantized 16 tensors to NF4 (block 64, double quantization), kept 5"), q.out());
+        assertTrue(q.out().contains("bits per quantized weight: 4.13"), q.out());
+        assertTrue(q.out().contains("accuracy over all quantized weights: RMSE"), q.out());
+        assertTrue(q.out().contains("worst tensor '"), q.out());
+
+        Result inspect = qnat("inspect", out.toString());
+        assertEquals(0, inspect.code());
+        assertTrue(inspect.out().contains("QNAT v2") && inspect.out().contains("model.norm.weight"), inspect.out());
+        Result json = qnat("inspect", "--json", out.toString());
+        assertTrue(json.out().startsWith("{\"file\": ") && json.out().contains("\"encoding\": \"NF4/64/DOUBLE_QUANT\""),
+                json.out());
+
+        Result verify = qnat("verify", out.toString());
+        assertEquals(0, verify.code(), verify.out());
+        assertTrue(verify.out().startsWith("OK: "), verify.out());
+
+        Path back = dir.resolve("back.safetensors");
+        Result dq = qnat("dequantize", out.toString(), "-o", back.toString(), "--dtype", "f32");
+        assertEquals(0, dq.code(), dq.err());
+        try (SafetensorsFile f = SafetensorsFile.open(back)) {
+            assertEquals(DType.F32, f.tensor("lm_head.weight").orElseThrow().dtype());
+            assertEquals(DType.BF16, f.tensor("model.norm.weight").orElseThrow().dtype(), "kept tensors are copied");
+        }
+
+        Result compare = qnat("compare", model.toString(), out.toString());
+        assertEquals(0, compare.code(), compare.out());
+        assertTrue(compare.out().contains("all 21 float tensors: RMSE"), compare.out());
+        Result compareJson = qnat("compare", "--json", model.toString(), back.toString());
+        assertEquals(0, compareJson.code());
+        assertTrue(compareJson.out().contains("\"problems\": []"), compareJson.out());
+    }
+
+    @Test
+    void includeExcludeAndBitsandbytesFormat() throws Exception {
+        Path out = dir.resolve("q.qnat");
+        Result q = qnat("quantize", model.toString(), "-o", out.toString(), "--include", "*.mlp.*",
+                "--exclude", "*.down_proj.*", "--no-double-quant", "--no-stats");
+        assertEquals(0, q.code(), q.err());
+        assertTrue(q.out().contains("quantized 4 tensors to NF4 (block 64), kept 17"), q.out());
+        assertFalse(q.out().contains("accuracy"), q.out());
+        Path bnb = dir.resolve("bnb.safetensors");
+        Result b = qnat("quantize", model.toString(), "-o", bnb.toString(), "--format", "bnb");
+        assertEquals(0, b.code(), b.err());
+        assertTrue(Files.exists(dir.resolve("quantization_config.json")));
+        Result inspect = qnat("inspect", bnb.toString());
+        assertTrue(inspect.out().contains("bitsandbytes NF4 safetensors"), inspect.out());
+    }
+
+    @Test
+    void damagedMissingAndMalformedInputs() throws Exception {
+        Path out = dir.resolve("model.qnat");
+        assertEquals(0, qnat("quantize", model.toString(), "-o", out.toString(), "--no-stats").code());
+        byte[] bytes = Files.readAllBytes(out);
+        bytes[bytes.length - 100] ^= 0x10;
+        Path damaged = dir.resolve("damaged.qnat");
+        Files.write(damaged, bytes);
+        Result verify = qnat("verify", damaged.toString());
+        assertEquals(1, verify.code());
+        assertTrue(verify.out().startsWith("FAILED: ") && verify.out().contains("CRC"), verify.out());
+
+        Result missing = qnat("inspect", dir.resolve("nope.qnat").toString());
+        assertEquals(4, missing.code());
+        assertEquals("qnat: no such file: " + dir.resolve("nope.qnat") + "\n", missing.err());
+
+        Path garbage = dir.resolve("garbage.safetensors");
+        Files.write(garbage, new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9});
+        Result bad = qnat("quantize", garbage.toString(), "-o", dir.resolve("g.qnat").toString());
+        assertEquals(3, bad.code());
+        assertTrue(bad.err().startsWith("qnat: " + garbage), bad.err());
+        assertEquals(1, bad.err().lines().count(), "one line, no stack trace");
+        assertTrue(qnat("--verbose", "quantize", garbage.toString(), "-o", dir.resolve("g.qnat").toString())
+                .err().contains("\tat "), "--verbose adds the stack trace");
+    }
+
+    @Test
+    void nanInACheckpointNamesTheTensorAndWritesNothing() throws Exception {
+        ByteBuffer data = ByteBuffer.allocate(4 * 128).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < 128; i++) {
+            data.putFloat(i == 77 ? Float.NaN : i * 0.01f);
+        }
+        Path nan = dir.resolve("nan.safetensors");
+        SafetensorsWriter.write(nan, Map.of(), List.of(SafetensorsWriter.Entry.copy("layer.weight", DType.F32,
+                new long[] {8, 16}, MemorySegment.ofArray(data.array()))));
+        List<String> before = listing();
+        Result r = qnat("quantize", nan.toString(), "-o", dir.resolve("nan.qnat").toString());
+        assertEquals(3, r.code());
+        assertTrue(r.err().contains("'layer.weight'") && r.err().contains("element 77"), r.err());
+        assertEquals(before, listing(), "no output and no temp file");
+    }
+
+    @Test
+    void demoAtASmallSize() throws Exception {
+        Path work = Files.createDirectories(dir.resolve("demo"));
+        Files.writeString(work.resolve("mine.txt"), "not the demo's");
+        Result demo = qnat("demo", "--layers", "1", "--hidden", "64", "--vocab", "128", "--dir", work.toString());
+        assertEquals(0, demo.code(), demo.err());
+        for (String step : List.of("1/5 generate", "2/5 quantize", "3/5 verify", "4/5 dequantize", "5/5 compare", "done in")) {
+            assertTrue(demo.out().contains(step), demo.out());
+        }
+        try (Stream<Path> left = Files.list(work)) {
+            assertEquals(List.of("mine.txt"), left.map(p -> p.getFileName().toString()).toList(),
+                    "the demo removes only its own files");
+        }
+        Result kept = qnat("demo", "--layers", "1", "--hidden", "64", "--vocab", "128", "--dir", work.toString(), "--keep");
+        assertEquals(0, kept.code());
+        try (QnatFile q = QnatFile.open(work.resolve("model.qnat"))) {
+            q.verify();
+        }
+    }
+}
