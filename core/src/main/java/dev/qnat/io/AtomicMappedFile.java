@@ -67,7 +67,8 @@ public final class AtomicMappedFile {
         try {
             try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
                     StandardOpenOption.WRITE); Arena arena = Arena.ofShared()) {
-                if (size > 0) {
+                DiskSpace.reserve(temp, size);
+                if (size > 0 && channel.size() < size) {
                     channel.write(ByteBuffer.wrap(new byte[1]), size - 1);
                 }
                 MemorySegment file = channel.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
