@@ -90,6 +90,11 @@ public final class QnatFile implements AutoCloseable {
         }
     }
 
+    /** Reads a QNAT file held in memory (for fuzzing and tests); {@code name} stands for its path. */
+    static QnatFile fromMemory(String name, MemorySegment bytes, boolean checkOnFirstRead) throws FormatException {
+        return new QnatFile(Path.of(name), Arena.ofShared(), bytes, checkOnFirstRead, new HeaderBytes(bytes, name));
+    }
+
     public Path path() {
         return path;
     }

@@ -69,6 +69,11 @@ public final class SafetensorsFile implements AutoCloseable {
         }
     }
 
+    /** Reads a safetensors file held in memory (for fuzzing and tests); {@code name} stands for its path. */
+    static SafetensorsFile fromMemory(String name, MemorySegment bytes) throws FormatException {
+        return read(Path.of(name), Arena.ofShared(), bytes);
+    }
+
     private static SafetensorsFile read(Path path, Arena arena, MemorySegment file) throws FormatException {
         String where = path.toString();
         long size = file.byteSize();

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every Jazzer fuzz target in fuzzing mode, one JVM each, for the duration in its @FuzzTest
+# (60 s), with a 512 MiB heap. Crashing inputs land in core/src/test/resources/<package>/<Class>Inputs/
+# <method>/, where `./mvnw verify` replays them from then on. Usage: ./fuzz.sh [Class#method ...]
+set -euo pipefail
+cd "$(dirname "$0")"
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=(SafetensorsFuzzTest#safetensors IndexFuzzTest#index QnatFuzzTest#qnatV2 QnatFuzzTest#qnatV1
+           BitsandbytesFuzzTest#importer CodecFuzzTest#vectorEqualsScalar)
+fi
+args="--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+EnableDynamicAgentLoading -Xmx512m"
+status=0
+for target in "${targets[@]}"; do
+  echo "== fuzzing $target"
+  if ! JAZZER_FUZZ=1 ./mvnw -B -q verify -pl core -Dtest="$target" -Dsurefire.failIfNoSpecifiedTests=false \
+      "-Dqnat.vector.args=$args" > "core/target/fuzz-${target//#/-}.log" 2>&1; then
+    echo "   FAILED: see core/target/fuzz-${target//#/-}.log"
+    status=1
+  fi
+  grep -E "^Done [0-9]+ runs" "core/target/fuzz-${target//#/-}.log" | sed 's/^/   /' || true
+done
+exit $status
