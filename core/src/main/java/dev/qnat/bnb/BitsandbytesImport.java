@@ -1,13 +1,12 @@
 package dev.qnat.bnb;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
-import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.Qnat;
 import dev.qnat.format.DType;
 import dev.qnat.format.FormatException;
+import dev.qnat.format.JsonInput;
 import dev.qnat.format.QnatWriter;
 import dev.qnat.format.TensorToWrite;
 import dev.qnat.nf4.DoubleQuantization;
@@ -35,8 +34,6 @@ import java.util.Set;
  * stored as it is, the double-quantization table included. Tensors outside the 4-bit state are kept RAW.
  */
 public final class BitsandbytesImport {
-    private static final JsonFactory JSON = JsonFactory.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-            .build();
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** What an import found. */
@@ -128,7 +125,7 @@ public final class BitsandbytesImport {
         long blockSize = -1;
         long nestedBlockSize = -1;
         Double offset = null;
-        try (JsonParser parser = JSON.createParser(json)) {
+        try (JsonParser parser = JsonInput.parser(where + ": quant_state", json)) {
             if (parser.nextToken() != JsonToken.START_OBJECT) {
                 throw new FormatException(where + ": quant_state is not a JSON object");
             }

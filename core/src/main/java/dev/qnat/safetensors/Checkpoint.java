@@ -1,11 +1,10 @@
 package dev.qnat.safetensors;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
-import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.format.FormatException;
+import dev.qnat.format.JsonInput;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,9 +24,6 @@ import java.util.Optional;
 public final class Checkpoint implements AutoCloseable {
     public static final String INDEX_NAME = "model.safetensors.index.json";
     public static final String SINGLE_NAME = "model.safetensors";
-
-    private static final JsonFactory JSON = JsonFactory.builder()
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
 
     private final Path source;
     private final List<SafetensorsFile> shards;
@@ -79,6 +75,10 @@ public final class Checkpoint implements AutoCloseable {
                         throw new FormatException(indexFile + ": weight_map names '" + shardName
                                 + "', which is not a file beside the index");
                     }
+                    if (!Files.isRegularFile(shard)) {
+                        throw new FormatException(indexFile + ": weight_map names shard '" + shardName
+                                + "', which does not exist beside the index");
+                    }
                     shards.put(shardName, SafetensorsFile.open(shard));
                 }
             }
@@ -112,7 +112,7 @@ public final class Checkpoint implements AutoCloseable {
         if (size > SafetensorsFile.MAX_HEADER_BYTES) {
             throw new FormatException(indexFile + ": " + size + " bytes, over the limit of " + SafetensorsFile.MAX_HEADER_BYTES);
         }
-        try (JsonParser json = JSON.createParser(Files.readAllBytes(indexFile))) {
+        try (JsonParser json = JsonInput.parser(indexFile.toString(), Files.readAllBytes(indexFile))) {
             if (json.nextToken() != JsonToken.START_OBJECT) {
                 throw new FormatException(indexFile + ": not a JSON object");
             }

@@ -1,12 +1,11 @@
 package dev.qnat.safetensors;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
-import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.format.DType;
 import dev.qnat.format.FormatException;
+import dev.qnat.format.JsonInput;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -35,9 +34,6 @@ public final class SafetensorsFile implements AutoCloseable {
     /** The reference reader's limit on the JSON header. */
     public static final long MAX_HEADER_BYTES = 100_000_000;
     static final String METADATA_KEY = "__metadata__";
-
-    private static final JsonFactory JSON = JsonFactory.builder()
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
 
     private final Path path;
     private final Arena arena;
@@ -142,7 +138,7 @@ public final class SafetensorsFile implements AutoCloseable {
 
     private static void parseHeader(String where, byte[] header, Map<String, String> metadata, List<RawEntry> entries)
             throws FormatException {
-        try (JsonParser json = JSON.createParser(header)) {
+        try (JsonParser json = JsonInput.parser(where + ": the header", header)) {
             if (json.nextToken() != JsonToken.START_OBJECT) {
                 throw new FormatException(where + ": the header is not a JSON object");
             }
@@ -159,7 +155,7 @@ public final class SafetensorsFile implements AutoCloseable {
             }
         } catch (StreamReadException e) {
             throw new FormatException(where + ": the header is not valid JSON: " + e.getOriginalMessage()
-                    + " (at header byte " + e.getLocation().getByteOffset() + ")", e);
+                    + " (at character " + e.getLocation().getCharOffset() + " of the header)", e);
         } catch (IOException e) {
             throw new FormatException(where + ": the header cannot be read: " + e.getMessage(), e);
         }

@@ -110,7 +110,7 @@ class SafetensorsFileTest {
         assertRefused(file("{" + one, new byte[8]), "not valid JSON");
         byte[] badUtf8 = file("{\"\u00e9\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8]);
         badUtf8[10] = (byte) 0xFF;
-        assertRefused(badUtf8, "not valid JSON");
+        assertRefused(badUtf8, "not valid UTF-8");
         assertRefused(file("{\"__metadata__\":{\"n\":1}}", new byte[0]), "not a string");
     }
 
