@@ -71,7 +71,7 @@ public final class Checkpoint implements AutoCloseable {
             for (String shardName : weightMap.values()) {
                 if (!shards.containsKey(shardName)) {
                     Path shard = folder.resolve(shardName).normalize();
-                    if (!shard.getParent().equals(folder)) {
+                    if (shard.getParent() == null || !shard.getParent().equals(folder)) {
                         throw new FormatException(indexFile + ": weight_map names '" + shardName
                                 + "', which is not a file beside the index");
                     }
