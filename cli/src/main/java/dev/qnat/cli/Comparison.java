@@ -8,15 +8,11 @@ import dev.qnat.nf4.Nf4;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.List;
 import java.util.Locale;
 
 /** Reconstruction error of quantized tensors against their originals, read chunk by chunk. */
 final class Comparison {
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int CHUNK = 1 << 16;
 
     /** Error figures of one tensor, or of several summed. */
@@ -76,8 +72,7 @@ final class Comparison {
 
             public void read(long from, float[] out, int length) {
                 for (int i = 0; i < length; i++) {
-                    out[i] = type == FloatType.F32 ? data.getAtIndex(F32, from + i)
-                            : type.halfBitsToFloat(data.getAtIndex(HALF, from + i));
+                    out[i] = type.read(data, from + i);
                 }
             }
         };

@@ -229,7 +229,7 @@ public final class QnatTensor {
             int code = (codes.get(ValueLayout.JAVA_BYTE, i / 2) >> (4 * (i & 1))) & 0xF;
             long block = i / blockSize;
             float value = (Nf4Codebook.level(code) + zeroPoints.getAtIndex(F32, block)) * absmax.getAtIndex(F32, block);
-            write(dst, type, i, value);
+            type.write(dst, i, value);
         }
     }
 
@@ -242,18 +242,7 @@ public final class QnatTensor {
             return;
         }
         for (long i = 0; i < elementCount; i++) {
-            float value = from == FloatType.F32 ? src.getAtIndex(F32, i) : from.halfBitsToFloat(src.getAtIndex(HALF, i));
-            write(dst, type, i, value);
-        }
-    }
-
-    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
-    private static void write(MemorySegment dst, FloatType type, long index, float value) {
-        if (type == FloatType.F32) {
-            dst.setAtIndex(F32, index, value);
-        } else {
-            dst.setAtIndex(HALF, index, type.floatToHalfBits(value));
+            type.write(dst, i, from.read(src, i));
         }
     }
 

@@ -1,5 +1,9 @@
 package dev.qnat.nf4;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
 /**
  * The floating-point element types the NF4 codec reads and writes. Elements are stored little-endian;
  * F16 and BF16 values are carried as their 16-bit patterns (in a {@code short} when held in Java).
@@ -12,6 +16,9 @@ public enum FloatType {
     /** bfloat16: the upper 16 bits of a binary32. */
     BF16(2);
 
+    private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
     private final int byteSize;
 
     FloatType(int byteSize) {
@@ -21,6 +28,20 @@ public enum FloatType {
     /** Bytes per element. */
     public int byteSize() {
         return byteSize;
+    }
+
+    /** Element {@code index} of little-endian elements of this type in {@code segment}, as a float (exact). */
+    public float read(MemorySegment segment, long index) {
+        return this == F32 ? segment.getAtIndex(LE_FLOAT, index) : halfBitsToFloat(segment.getAtIndex(LE_SHORT, index));
+    }
+
+    /** Stores {@code value} as element {@code index} of this type, rounded to nearest even for F16 and BF16. */
+    public void write(MemorySegment segment, long index, float value) {
+        if (this == F32) {
+            segment.setAtIndex(LE_FLOAT, index, value);
+        } else {
+            segment.setAtIndex(LE_SHORT, index, floatToHalfBits(value));
+        }
     }
 
     /** The float value of a 16-bit pattern of this type (F16 or BF16). */

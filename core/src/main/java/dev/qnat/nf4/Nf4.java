@@ -40,7 +40,6 @@ public final class Nf4 {
 
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong WORD = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     // Never started: it only asks segments whether a thread other than the caller may touch them.
     private static final Thread SOME_OTHER_THREAD = Thread.ofVirtual().unstarted(() -> { });
@@ -260,9 +259,7 @@ public final class Nf4 {
     }
 
     private static NonFiniteValueException nonFinite(MemorySegment src, FloatType type, long index) {
-        float value = type == FloatType.F32 ? src.getAtIndex(FLOAT, index)
-                : type.halfBitsToFloat(src.getAtIndex(HALF, index));
-        return new NonFiniteValueException(index, value);
+        return new NonFiniteValueException(index, type.read(src, index));
     }
 
     // ---- parallel plumbing ------------------------------------------------------------------------

@@ -169,7 +169,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         }
         float result = Float.intBitsToFloat(max.reduceLanes(MAX));
         for (; i < length; i++) {
-            result = Math.max(result, Math.abs(ScalarNf4Kernels.read(src, type, start + i)));
+            result = Math.max(result, Math.abs(type.read(src, start + i)));
         }
         return result;
     }

@@ -14,7 +14,6 @@ import java.nio.ByteOrder;
  */
 public final class ScalarNf4Kernels implements Nf4Kernels {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     public static final ScalarNf4Kernels INSTANCE = new ScalarNf4Kernels();
 
@@ -28,7 +27,7 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
     @Override
     public long firstNonFinite(MemorySegment src, FloatType type, long from, long to) {
         for (long i = from; i < to; i++) {
-            if (!Float.isFinite(read(src, type, i))) {
+            if (!Float.isFinite(type.read(src, i))) {
                 return i;
             }
         }
@@ -61,7 +60,7 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
     static float absmax(MemorySegment src, FloatType type, long start, int length) {
         float max = 0f;
         for (int i = 0; i < length; i++) {
-            max = Math.max(max, Math.abs(read(src, type, start + i)));
+            max = Math.max(max, Math.abs(type.read(src, start + i)));
         }
         return max;
     }
@@ -74,8 +73,8 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
                        MemorySegment codes) {
         float reciprocal = 1f / absmax;
         for (int i = from; i < length; i += 2) {
-            int low = codeOf(read(src, type, start + i), absmax, reciprocal);
-            int high = i + 1 < length ? codeOf(read(src, type, start + i + 1), absmax, reciprocal) : 0;
+            int low = codeOf(type.read(src, start + i), absmax, reciprocal);
+            int high = i + 1 < length ? codeOf(type.read(src, start + i + 1), absmax, reciprocal) : 0;
             codes.set(JAVA_BYTE, (start + i) / 2, (byte) (low | high << 4));
         }
     }
@@ -90,21 +89,8 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
         for (int i = from; i < length; i++) {
             int packed = codes.get(JAVA_BYTE, (start + i) / 2);
             int code = (i & 1) == 0 ? packed & 0xF : (packed >>> 4) & 0xF;
-            write(dst, type, start + i, Nf4Codebook.level(code) * absmax);
+            type.write(dst, start + i, Nf4Codebook.level(code) * absmax);
         }
     }
 
-    static float read(MemorySegment src, FloatType type, long index) {
-        return switch (type) {
-            case F32 -> src.get(FLOAT, 4 * index);
-            case F16, BF16 -> type.halfBitsToFloat(src.get(SHORT, 2 * index));
-        };
-    }
-
-    static void write(MemorySegment dst, FloatType type, long index, float value) {
-        switch (type) {
-            case F32 -> dst.set(FLOAT, 4 * index, value);
-            case F16, BF16 -> dst.set(SHORT, 2 * index, type.floatToHalfBits(value));
-        }
-    }
 }
