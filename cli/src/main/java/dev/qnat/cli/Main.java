@@ -80,7 +80,8 @@ public final class Main implements Runnable {
 
     private static String describe(Throwable e) {
         if (e instanceof NoSuchFileException missing) {
-            return "no such file: " + missing.getFile();
+            return missing.getReason() != null ? missing.getFile() + ": " + missing.getReason()
+                    : "no such file: " + missing.getFile();
         }
         if (e instanceof java.nio.file.AccessDeniedException denied) {
             return "permission denied: " + denied.getFile();

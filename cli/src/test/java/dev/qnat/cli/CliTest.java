@@ -138,6 +138,10 @@ class CliTest {
         assertEquals(4, missing.code());
         assertEquals("qnat: no such file: " + dir.resolve("nope.qnat") + "\n", missing.err());
 
+        Result noFolder = qnat("quantize", model.toString(), "-o", dir.resolve("no/such/folder/m.qnat").toString());
+        assertEquals(4, noFolder.code());
+        assertEquals("qnat: " + dir.resolve("no/such/folder") + ": the output folder does not exist\n", noFolder.err());
+
         Path garbage = dir.resolve("garbage.safetensors");
         Files.write(garbage, new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9});
         Result bad = qnat("quantize", garbage.toString(), "-o", dir.resolve("g.qnat").toString());

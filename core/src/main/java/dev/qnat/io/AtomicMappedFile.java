@@ -59,6 +59,9 @@ public final class AtomicMappedFile {
     public static void write(Path target, long size, Filler filler) throws IOException {
         Objects.requireNonNull(filler, "filler");
         Path directory = target.toAbsolutePath().getParent();
+        if (!Files.isDirectory(directory)) {
+            throw new java.nio.file.NoSuchFileException(directory.toString(), null, "the output folder does not exist");
+        }
         removeAbandonedPartials(directory, target.getFileName().toString());
         Path temp = directory.resolve("." + target.getFileName() + PARTIAL_MARK + ProcessHandle.current().pid() + "."
                 + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()));
