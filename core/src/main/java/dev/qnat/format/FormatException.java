@@ -7,6 +7,8 @@ package dev.qnat.format;
  * so that code which reads files handles it with the rest, but callers can tell the two apart.
  */
 public class FormatException extends java.io.IOException {
+    private static final long serialVersionUID = 1L;
+
     public FormatException(String message) {
         super(message);
     }

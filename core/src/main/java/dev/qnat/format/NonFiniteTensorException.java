@@ -4,6 +4,8 @@ import dev.qnat.nf4.NonFiniteValueException;
 
 /** A tensor to quantize holds a NaN or an infinity; the file being written was abandoned. */
 public final class NonFiniteTensorException extends IllegalArgumentException {
+    private static final long serialVersionUID = 1L;
+
     private final String tensor;
     private final long index;
 

@@ -19,6 +19,7 @@ import java.util.Optional;
  * the JVM gets a bus error instead of an exception. Reserved first, a full disk is an IOException
  * before any work is done. Where the call is missing (or native access is denied), nothing is reserved.
  */
+@SuppressWarnings("restricted") // calling libc is the point; ./qnat passes --enable-native-access
 final class DiskSpace {
     private static final int O_WRONLY = 1;
     private static final int ENOSPC = 28;

@@ -2,6 +2,8 @@ package dev.qnat.nf4;
 
 /** Thrown when the input of a quantization holds a NaN or an infinity; nothing has been written then. */
 public final class NonFiniteValueException extends IllegalArgumentException {
+    private static final long serialVersionUID = 1L;
+
     private final long index;
     private final float value;
 
