@@ -209,11 +209,7 @@ public final class Nf4 {
 
     private static long checkQuantize(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
                                       MemorySegment absmax) {
-        checkBlockSize(blockSize);
-        long count = elementCount(Objects.requireNonNull(src, "src"), Objects.requireNonNull(srcType, "srcType"),
-                "source");
-        checkRoom(Objects.requireNonNull(codes, "codes"), packedSize(count), "codes", count);
-        checkRoom(Objects.requireNonNull(absmax, "absmax"), 4 * blockCount(count, blockSize), "absmax", count);
+        long count = checkSizes(blockSize, src, srcType, "source", codes, absmax);
         checkWritable(codes, "codes");
         checkWritable(absmax, "absmax");
         return count;
@@ -221,12 +217,21 @@ public final class Nf4 {
 
     private static long checkDequantize(MemorySegment codes, MemorySegment absmax, int blockSize, MemorySegment dst,
                                         FloatType dstType) {
+        long count = checkSizes(blockSize, dst, dstType, "destination", codes, absmax);
+        checkWritable(dst, "destination");
+        return count;
+    }
+
+    /**
+     * The block size is valid, {@code values} holds whole elements, and codes and absmax have room for
+     * them; returns the element count.
+     */
+    private static long checkSizes(int blockSize, MemorySegment values, FloatType type, String what,
+                                   MemorySegment codes, MemorySegment absmax) {
         checkBlockSize(blockSize);
-        long count = elementCount(Objects.requireNonNull(dst, "dst"), Objects.requireNonNull(dstType, "dstType"),
-                "destination");
+        long count = elementCount(Objects.requireNonNull(values, what), Objects.requireNonNull(type, "type"), what);
         checkRoom(Objects.requireNonNull(codes, "codes"), packedSize(count), "codes", count);
         checkRoom(Objects.requireNonNull(absmax, "absmax"), 4 * blockCount(count, blockSize), "absmax", count);
-        checkWritable(dst, "destination");
         return count;
     }
 

@@ -28,18 +28,14 @@ public final class Checkpoint implements AutoCloseable {
     private final Path source;
     private final List<SafetensorsFile> shards;
     private final Map<String, String> metadata;
-    private final List<SafetensorsTensor> tensors;
-    private final Map<String, SafetensorsTensor> byName;
+    private final TensorList tensors;
 
     private Checkpoint(Path source, List<SafetensorsFile> shards, Map<String, String> metadata,
                        List<SafetensorsTensor> tensors) {
         this.source = source;
         this.shards = List.copyOf(shards);
         this.metadata = Collections.unmodifiableMap(metadata);
-        this.tensors = List.copyOf(tensors);
-        Map<String, SafetensorsTensor> index = new LinkedHashMap<>();
-        tensors.forEach(t -> index.put(t.name(), t));
-        this.byName = Collections.unmodifiableMap(index);
+        this.tensors = TensorList.of(tensors);
     }
 
     /** Opens a .safetensors file, an index .json, or a folder holding either. */
@@ -170,16 +166,16 @@ public final class Checkpoint implements AutoCloseable {
 
     /** All tensors, shard by shard, each in its shard's header order. */
     public List<SafetensorsTensor> tensors() {
-        return tensors;
+        return tensors.list();
     }
 
     public Optional<SafetensorsTensor> tensor(String name) {
-        return Optional.ofNullable(byName.get(name));
+        return tensors.find(name);
     }
 
     /** Total bytes of tensor data. */
     public long dataBytes() {
-        return tensors.stream().mapToLong(t -> t.data().byteSize()).sum();
+        return tensors.list().stream().mapToLong(t -> t.data().byteSize()).sum();
     }
 
     @Override

@@ -38,19 +38,13 @@ public final class SafetensorsFile implements AutoCloseable {
     private final Path path;
     private final Arena arena;
     private final Map<String, String> metadata;
-    private final List<SafetensorsTensor> tensors;
-    private final Map<String, SafetensorsTensor> byName;
+    private final TensorList tensors;
 
     private SafetensorsFile(Path path, Arena arena, Map<String, String> metadata, List<SafetensorsTensor> tensors) {
         this.path = path;
         this.arena = arena;
         this.metadata = Collections.unmodifiableMap(metadata);
-        this.tensors = List.copyOf(tensors);
-        Map<String, SafetensorsTensor> index = new LinkedHashMap<>();
-        for (SafetensorsTensor t : tensors) {
-            index.put(t.name(), t);
-        }
-        this.byName = Collections.unmodifiableMap(index);
+        this.tensors = TensorList.of(tensors);
     }
 
     /** Opens, maps and validates a safetensors file. */
@@ -254,11 +248,11 @@ public final class SafetensorsFile implements AutoCloseable {
 
     /** The tensors in the order of the header. */
     public List<SafetensorsTensor> tensors() {
-        return tensors;
+        return tensors.list();
     }
 
     public Optional<SafetensorsTensor> tensor(String name) {
-        return Optional.ofNullable(byName.get(name));
+        return tensors.find(name);
     }
 
     /** Unmaps the file; its tensors' data cannot be read after this. */
