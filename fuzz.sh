@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Jazzer fuzz target in fuzzing mode, one JVM each, for the duration in its @FuzzTest
-# (60 s), with a 512 MiB heap. Crashing inputs land in core/src/test/resources/<package>/<Class>Inputs/
+# (60 s), with a 512 MiB heap and a 10-s limit per input (libFuzzer's -timeout; JUnit's own timeout is
+# off here, or it would time the whole run). Crashing inputs land in core/src/test/resources/<package>/<Class>Inputs/
 # <method>/, where `./mvnw verify` replays them from then on. Usage: ./fuzz.sh [Class#method ...]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,6 +11,7 @@ if [ ${#targets[@]} -eq 0 ]; then
            BitsandbytesFuzzTest#importer CodecFuzzTest#vectorEqualsScalar)
 fi
 args="--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+EnableDynamicAgentLoading -Xmx512m"
+args+=" -Djunit.jupiter.execution.timeout.mode=disabled"
 status=0
 for target in "${targets[@]}"; do
   echo "== fuzzing $target"

@@ -32,6 +32,13 @@ public final class AtomicMappedFile {
     /** Marks temp files: {@code .<target name>.qnat-partial.<pid>.<random>}. */
     public static final String PARTIAL_MARK = ".qnat-partial.";
 
+    /**
+     * Fault-test hook: with {@code -Dqnat.io.pauseAt=beforeRename} (temp file complete and forced) or
+     * {@code afterRename} (target replaced, folder not yet synced) a writer says so on stderr and waits
+     * there for a minute, so a test can kill it at exactly that moment.
+     */
+    private static final String PAUSE_AT = System.getProperty("qnat.io.pauseAt", "");
+
     /** Temp files being written now; a JVM that is interrupted (Ctrl-C) deletes them on its way out. */
     private static final Set<Path> IN_PROGRESS = ConcurrentHashMap.newKeySet();
 
@@ -78,8 +85,10 @@ public final class AtomicMappedFile {
                 filler.fill(file);
                 file.force();
             }
+            pauseIfAskedAt("beforeRename");
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             renamed = true;
+            pauseIfAskedAt("afterRename");
             forceDirectory(directory);
         } finally {
             if (!renamed) {
@@ -101,6 +110,18 @@ public final class AtomicMappedFile {
                 if (!alive) {
                     Files.deleteIfExists(partial);
                 }
+            }
+        }
+    }
+
+    private static void pauseIfAskedAt(String point) {
+        if (PAUSE_AT.equals(point)) {
+            System.err.println("qnat: paused " + point);
+            System.err.flush();
+            try {
+                Thread.sleep(60_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         }
     }

@@ -1,6 +1,6 @@
 package dev.qnat.bnb;
 
-import com.code_intelligence.jazzer.junit.FuzzTest;
+import dev.qnat.fuzz.BoundedFuzzTest;
 import dev.qnat.format.FormatException;
 import dev.qnat.safetensors.Checkpoint;
 import java.io.IOException;
@@ -22,7 +22,7 @@ class BitsandbytesFuzzTest {
         }
     }
 
-    @FuzzTest(maxDuration = "60s")
+    @BoundedFuzzTest
     void importer(byte[] input) throws IOException {
         Path file = DIR.resolve("input.safetensors");
         Files.write(file, input);

@@ -1,6 +1,6 @@
 package dev.qnat.format;
 
-import com.code_intelligence.jazzer.junit.FuzzTest;
+import dev.qnat.fuzz.BoundedFuzzTest;
 import dev.qnat.nf4.FloatType;
 import java.lang.foreign.MemorySegment;
 
@@ -12,12 +12,12 @@ import java.lang.foreign.MemorySegment;
 class QnatFuzzTest {
     private static final long MAX_VALUES = 1 << 24;
 
-    @FuzzTest(maxDuration = "60s")
+    @BoundedFuzzTest
     void qnatV2(byte[] input) {
         readEverything(withVersion(input, 2));
     }
 
-    @FuzzTest(maxDuration = "60s")
+    @BoundedFuzzTest
     void qnatV1(byte[] input) {
         readEverything(withVersion(input, 1));
     }

@@ -3,7 +3,7 @@ package dev.qnat.nf4;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
-import com.code_intelligence.jazzer.junit.FuzzTest;
+import dev.qnat.fuzz.BoundedFuzzTest;
 import dev.qnat.nf4.kernel.Nf4KernelProvider;
 import java.lang.foreign.MemorySegment;
 
@@ -12,7 +12,7 @@ import java.lang.foreign.MemorySegment;
  * reference's bytes, or the call fails with one of the documented exceptions and writes nothing.
  */
 class CodecFuzzTest {
-    @FuzzTest(maxDuration = "60s")
+    @BoundedFuzzTest
     void vectorEqualsScalar(FuzzedDataProvider data) {
         int blockSize = data.consumeInt(-4, 5000);
         FloatType type = data.pickValue(FloatType.values());

@@ -1,6 +1,6 @@
 package dev.qnat.safetensors;
 
-import com.code_intelligence.jazzer.junit.FuzzTest;
+import dev.qnat.fuzz.BoundedFuzzTest;
 import dev.qnat.format.DType;
 import dev.qnat.format.FormatException;
 import java.io.IOException;
@@ -28,7 +28,7 @@ class IndexFuzzTest {
         }
     }
 
-    @FuzzTest(maxDuration = "60s")
+    @BoundedFuzzTest
     void index(byte[] input) throws IOException {
         Path index = DIR.resolve(Checkpoint.INDEX_NAME);
         Files.write(index, input);

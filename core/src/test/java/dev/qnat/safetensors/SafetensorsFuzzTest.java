@@ -1,6 +1,6 @@
 package dev.qnat.safetensors;
 
-import com.code_intelligence.jazzer.junit.FuzzTest;
+import dev.qnat.fuzz.BoundedFuzzTest;
 import dev.qnat.format.FormatException;
 import java.lang.foreign.MemorySegment;
 
@@ -10,7 +10,7 @@ import java.lang.foreign.MemorySegment;
  * src/test/resources/dev/qnat/safetensors/SafetensorsFuzzTestInputs/.
  */
 class SafetensorsFuzzTest {
-    @FuzzTest(maxDuration = "60s")
+    @BoundedFuzzTest
     void safetensors(byte[] input) {
         try (SafetensorsFile file = SafetensorsFile.fromMemory("fuzz.safetensors", MemorySegment.ofArray(input))) {
             for (SafetensorsTensor t : file.tensors()) {
