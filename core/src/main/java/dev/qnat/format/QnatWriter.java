@@ -7,6 +7,7 @@ import static dev.qnat.format.QnatLayout.TABLE;
 
 import dev.qnat.io.AtomicMappedFile;
 import dev.qnat.io.Crc32c;
+import dev.qnat.io.Prefault;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
@@ -133,7 +134,9 @@ public final class QnatWriter {
                     });
                 }
             }
-            runAll(pool, tasks);
+            try (Prefault.Ahead ahead = Prefault.ahead(pagesInTaskOrder(file, layout, tensors))) {
+                runAll(pool, tasks);
+            }
             tasks.clear();
             for (int t = 0; t < tensors.size(); t++) {
                 TensorToWrite tensor = tensors.get(t);
@@ -153,6 +156,19 @@ public final class QnatWriter {
             pool.shutdownNow();
         }
         return dqOffsets;
+    }
+
+    /** Each tensor's input, then its data section: what the tasks read and write, in their order. */
+    private static List<Prefault.Range> pagesInTaskOrder(MemorySegment file, QnatLayout layout,
+                                                         List<TensorToWrite> tensors) {
+        List<Prefault.Range> ranges = new ArrayList<>();
+        for (int t = 0; t < tensors.size(); t++) {
+            if (tensors.get(t).encoded() == null) {
+                ranges.add(new Prefault.Range(tensors.get(t).data(), false));
+            }
+            ranges.add(new Prefault.Range(section(file, layout, t, DATA), true));
+        }
+        return ranges;
     }
 
     private static void storeEncoded(MemorySegment file, QnatLayout layout, int t, TensorToWrite.Encoded encoded) {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import dev.qnat.format.DType;
 import dev.qnat.io.AtomicMappedFile;
+import dev.qnat.io.Prefault;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -82,8 +83,11 @@ public final class SafetensorsWriter {
     /** Writes tensors whose bytes each come from their own filler. */
     public static void write(Path target, Map<String, String> metadata, List<Entry> tensors) throws IOException {
         write(target, metadata, tensors, slices -> {
-            for (Entry e : tensors) {
-                e.filler().fill(slices.get(e.name()));
+            List<Prefault.Range> inFillOrder = tensors.stream().map(e -> new Prefault.Range(slices.get(e.name()), true)).toList();
+            try (Prefault.Ahead ahead = Prefault.ahead(inFillOrder)) {
+                for (Entry e : tensors) {
+                    e.filler().fill(slices.get(e.name()));
+                }
             }
         });
     }

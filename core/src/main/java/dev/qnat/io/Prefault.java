@@ -1,0 +1,110 @@
+package dev.qnat.io;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Maps the pages of part of a file mapping in one system call, before a kernel streams through it.
+ * Left to itself, the first touch of each page (4 KiB; 64 KiB with the kernel's fault-around on reads)
+ * is a page fault, and at a few GB/s those faults cost as much as the NF4 work. Linux 5.14+ populates
+ * a whole range at once with {@code madvise(MADV_POPULATE_READ / MADV_POPULATE_WRITE)}; elsewhere, or
+ * for heap memory, this does nothing and the pages fault in as before. Done in the thread that then
+ * reads the pages, this costs about what the faults cost (measured); done ahead on a thread of its own,
+ * it takes that work off the workers (BENCHMARKS.md).
+ */
+@SuppressWarnings("restricted") // calling libc is the point; ./qnat passes --enable-native-access
+public final class Prefault {
+    private static final int MADV_POPULATE_READ = 22;
+    private static final int MADV_POPULATE_WRITE = 23;
+    private static final long PAGE = 4096;
+    /** What the background thread populates per call, so that closing it never waits long. */
+    private static final long CHUNK = 32L << 20;
+    private static final Optional<MethodHandle> MADVISE = lookup();
+
+    private Prefault() {}
+
+    private static Optional<MethodHandle> lookup() {
+        if (!System.getProperty("os.name", "").equals("Linux")) {
+            return Optional.empty(); // the advice numbers above are Linux's
+        }
+        try {
+            Linker linker = Linker.nativeLinker();
+            return linker.defaultLookup().find("madvise").map(madvise -> linker.downcallHandle(madvise,
+                    FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT)));
+        } catch (RuntimeException | LinkageError e) {
+            return Optional.empty();
+        }
+    }
+
+    /** A part of a file mapping to populate, for reading or for writing. */
+    public record Range(MemorySegment segment, boolean forWriting) {}
+
+    /** Populates ranges, in order, on a thread of its own; closing it stops that and waits for it. */
+    public static final class Ahead implements AutoCloseable {
+        private final Thread thread;
+        private volatile boolean stop;
+
+        private Ahead(List<Range> ranges) {
+            thread = new Thread(() -> {
+                for (Range range : ranges) {
+                    for (long at = 0; at < range.segment().byteSize() && !stop; at += CHUNK) {
+                        MemorySegment chunk = range.segment().asSlice(at, Math.min(CHUNK, range.segment().byteSize() - at));
+                        populate(chunk, range.forWriting() ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+                    }
+                }
+            }, "qnat-prefault");
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        @Override
+        public void close() {
+            stop = true;
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    thread.join();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true; // the mapping must outlive this thread's last call, so wait on
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /**
+     * Starts populating {@code ranges} in order on a thread of its own, ahead of workers that go through
+     * them in about that order. Close the result before the mappings are closed.
+     */
+    public static Ahead ahead(List<Range> ranges) {
+        return new Ahead(List.copyOf(ranges));
+    }
+
+    private static void populate(MemorySegment range, int advice) {
+        if (MADVISE.isEmpty() || !range.isNative() || range.byteSize() == 0) {
+            return;
+        }
+        long start = range.address() & -PAGE;
+        long length = range.address() + range.byteSize() - start;
+        try {
+            // The result is ignored: an old kernel (EINVAL) or a page it cannot map now (EFAULT, ENOMEM)
+            // leaves those pages to fault in as usual, where real errors surface as they always did.
+            int ignored = (int) MADVISE.get().invokeExact(MemorySegment.ofAddress(start), length, advice);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
