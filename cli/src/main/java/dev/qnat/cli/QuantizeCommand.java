@@ -140,8 +140,9 @@ final class QuantizeCommand implements Callable<Integer> {
                 out.printf("bits per quantized weight: %.3f in codes and scales, %.3f with headers, tables and padding%n",
                         8.0 * payloadBytes / quantizedElements, 8.0 * (bytesOut - keptBytes) / quantizedElements);
             }
-            out.printf("wall time %s, %.2f GB/s of input on %d threads (the first second or so is the JIT warming up)%n",
-                    Units.seconds(elapsed), bytesIn / (elapsed / 1e9) / 1e9, options.threads());
+            out.printf("wall time %s, %.2f GB/s of input on %d %s (the first second or so is the JIT warming up)%n",
+                    Units.seconds(elapsed), bytesIn / (elapsed / 1e9) / 1e9, options.threads(),
+                    options.threads() == 1 ? "thread" : "threads");
             if (format == Format.bnb) {
                 out.println("transformers loads it with the quantization_config written beside it");
             }
