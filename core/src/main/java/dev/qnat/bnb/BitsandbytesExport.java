@@ -1,8 +1,10 @@
 package dev.qnat.bnb;
 
+import dev.qnat.concurrent.Workers;
 import dev.qnat.convert.Quantizer;
 import dev.qnat.format.DType;
 import dev.qnat.format.NonFiniteTensorException;
+import dev.qnat.io.Prefault;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
@@ -34,6 +36,8 @@ import java.util.Map;
  */
 public final class BitsandbytesExport {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** Elements per call when only the absmax values are wanted: the codes buffer stays in cache. */
+    private static final long OFFSET_CHUNK_ELEMENTS = 1 << 16;
 
     /** What an export wrote. */
     public record Summary(int quantized, int kept, long bytesOut, String quantizationConfig) {}
@@ -46,47 +50,59 @@ public final class BitsandbytesExport {
      * block to merge into the model's config.json.
      */
     public static Summary export(Checkpoint checkpoint, Path target, Quantizer.Options options) throws IOException {
-        List<Entry> entries = new ArrayList<>();
         List<SafetensorsTensor> quantized = new ArrayList<>();
-        Map<String, byte[]> states = new LinkedHashMap<>();
         for (SafetensorsTensor t : checkpoint.tensors()) {
-            if (!options.quantize().test(t)) {
-                entries.add(Entry.copy(t.name(), t.dtype(), t.shape(), t.data()));
-                continue;
+            if (options.quantize().test(t)) {
+                t.dtype().floatType().orElseThrow(() -> new IllegalArgumentException("tensor '" + t.name() + "' is "
+                        + t.dtype() + "; only F32, F16 and BF16 tensors can be quantized"));
+                quantized.add(t);
             }
-            FloatType type = t.dtype().floatType().orElseThrow(() -> new IllegalArgumentException("tensor '" + t.name()
-                    + "' is " + t.dtype() + "; only F32, F16 and BF16 tensors can be quantized"));
-            long n = t.elementCount();
-            long blocks = Nf4.blockCount(n, options.blockSize());
-            String p = t.name();
-            Float offset = options.doubleQuant() ? doubleQuantOffset(t, type, options.blockSize(), blocks) : null;
-            byte[] state = BitsandbytesNf4.stateJson(options.blockSize(), t.dtype(), t.shape(), offset)
-                    .getBytes(StandardCharsets.UTF_8);
-            states.put(p, state);
-            quantized.add(t);
-            entries.add(Entry.slot(p, DType.U8, new long[] {(n + 1) / 2, 1}));
-            entries.add(Entry.slot(p + BitsandbytesNf4.ABSMAX, options.doubleQuant() ? DType.U8 : DType.F32,
-                    new long[] {blocks}));
-            entries.add(Entry.slot(p + BitsandbytesNf4.QUANT_MAP, DType.F32, new long[] {Nf4Codebook.LEVELS}));
-            if (options.doubleQuant()) {
-                entries.add(Entry.slot(p + BitsandbytesNf4.NESTED_ABSMAX, DType.F32,
-                        new long[] {DoubleQuantization.groupCount(blocks)}));
-                entries.add(Entry.slot(p + BitsandbytesNf4.NESTED_QUANT_MAP, DType.F32,
-                        new long[] {DoubleQuantization.TABLE_SIZE}));
-            }
-            entries.add(Entry.slot(p + BitsandbytesNf4.STATE_SUFFIX, DType.U8, new long[] {state.length}));
         }
-        SafetensorsWriter.write(target, Map.of("format", "pt"), entries, slices -> {
+        try (Workers workers = new Workers("qnat-bnb-export", options.threads())) {
+            Map<String, byte[]> states = states(quantized, options, workers);
+            List<Entry> entries = new ArrayList<>();
             for (SafetensorsTensor t : checkpoint.tensors()) {
-                if (!states.containsKey(t.name())) {
-                    slices.get(t.name()).copyFrom(t.data());
+                byte[] state = states.get(t.name());
+                if (state == null) {
+                    entries.add(Entry.copy(t.name(), t.dtype(), t.shape(), t.data()));
+                    continue;
                 }
+                long n = t.elementCount();
+                long blocks = Nf4.blockCount(n, options.blockSize());
+                String p = t.name();
+                entries.add(Entry.slot(p, DType.U8, new long[] {(n + 1) / 2, 1}));
+                entries.add(Entry.slot(p + BitsandbytesNf4.ABSMAX, options.doubleQuant() ? DType.U8 : DType.F32,
+                        new long[] {blocks}));
+                entries.add(Entry.slot(p + BitsandbytesNf4.QUANT_MAP, DType.F32, new long[] {Nf4Codebook.LEVELS}));
+                if (options.doubleQuant()) {
+                    entries.add(Entry.slot(p + BitsandbytesNf4.NESTED_ABSMAX, DType.F32,
+                            new long[] {DoubleQuantization.groupCount(blocks)}));
+                    entries.add(Entry.slot(p + BitsandbytesNf4.NESTED_QUANT_MAP, DType.F32,
+                            new long[] {DoubleQuantization.TABLE_SIZE}));
+                }
+                entries.add(Entry.slot(p + BitsandbytesNf4.STATE_SUFFIX, DType.U8, new long[] {state.length}));
             }
-            for (SafetensorsTensor t : quantized) {
-                fill(t, options, slices, states.get(t.name()));
-                options.progress().advance(t.data().byteSize());
-            }
-        });
+            SafetensorsWriter.write(target, Map.of("format", "pt"), entries, slices -> {
+                List<Runnable> tasks = new ArrayList<>();
+                for (SafetensorsTensor t : checkpoint.tensors()) {
+                    if (!states.containsKey(t.name())) {
+                        tasks.add(() -> slices.get(t.name()).copyFrom(t.data()));
+                    }
+                }
+                List<Prefault.Range> pages = new ArrayList<>();
+                for (SafetensorsTensor t : quantized) {
+                    tasks.add(() -> {
+                        fill(t, options, slices, states.get(t.name()));
+                        options.progress().advance(t.data().byteSize());
+                    });
+                    pages.add(new Prefault.Range(t.data(), false));
+                    pages.add(new Prefault.Range(slices.get(t.name()), true));
+                }
+                try (Prefault.Ahead ahead = Prefault.ahead(pages)) {
+                    workers.runAll(tasks);
+                }
+            });
+        }
         String config = BitsandbytesNf4.quantizationConfig(options.doubleQuant());
         Path configFile = target.toAbsolutePath().resolveSibling("quantization_config.json");
         Files.writeString(configFile, config);
@@ -94,12 +110,54 @@ public final class BitsandbytesExport {
         return new Summary(count, checkpoint.tensors().size() - count, Files.size(target), config);
     }
 
-    /** The offset of the double quantization, which the quant_state JSON (laid out first) must hold. */
+    /**
+     * Each quantized tensor's quant_state JSON. With double quantization it holds the offset, the mean of
+     * the tensor's absmax values, and its length decides the layout: so every tensor is quantized once
+     * here (on the workers, tensor by tensor) before the file is laid out, and again into the file.
+     */
+    private static Map<String, byte[]> states(List<SafetensorsTensor> quantized, Quantizer.Options options,
+                                              Workers workers) throws IOException {
+        Float[] offsets = new Float[quantized.size()];
+        if (options.doubleQuant()) {
+            List<Runnable> tasks = new ArrayList<>();
+            for (int i = 0; i < quantized.size(); i++) {
+                int index = i;
+                SafetensorsTensor t = quantized.get(i);
+                tasks.add(() -> offsets[index] = doubleQuantOffset(t, t.dtype().floatType().orElseThrow(),
+                        options.blockSize(), Nf4.blockCount(t.elementCount(), options.blockSize())));
+            }
+            workers.runAll(tasks);
+        }
+        Map<String, byte[]> states = new LinkedHashMap<>();
+        for (int i = 0; i < quantized.size(); i++) {
+            SafetensorsTensor t = quantized.get(i);
+            states.put(t.name(), BitsandbytesNf4.stateJson(options.blockSize(), t.dtype(), t.shape(), offsets[i])
+                    .getBytes(StandardCharsets.UTF_8));
+        }
+        return states;
+    }
+
+    /**
+     * The offset of the double quantization, which the quant_state JSON (laid out first) must hold: only
+     * the absmax values are kept, the codes go through one small buffer, a chunk of blocks at a time.
+     */
     private static float doubleQuantOffset(SafetensorsTensor t, FloatType type, int blockSize, long blocks) {
+        long blocksPerChunk = Math.max(1, OFFSET_CHUNK_ELEMENTS / blockSize);
         try (Arena scratch = Arena.ofConfined()) {
-            MemorySegment codes = scratch.allocate(Nf4.packedSize(t.elementCount()));
             MemorySegment absmax = scratch.allocate(4 * blocks);
-            quantize(t, type, blockSize, codes, absmax);
+            MemorySegment codes = scratch.allocate(Nf4.packedSize(blocksPerChunk * blockSize));
+            for (long first = 0; first < blocks; first += blocksPerChunk) {
+                long end = Math.min(blocks, first + blocksPerChunk);
+                long from = first * blockSize;
+                long to = Math.min(t.elementCount(), end * blockSize);
+                try {
+                    Nf4.quantizeBlocks(t.data().asSlice(type.byteSize() * from, type.byteSize() * (to - from)), type,
+                            blockSize, 0, end - first, codes.asSlice(0, Nf4.packedSize(to - from)),
+                            absmax.asSlice(4 * first, 4 * (end - first)));
+                } catch (NonFiniteValueException e) {
+                    throw new NonFiniteTensorException(t.name(), new NonFiniteValueException(from + e.index(), e.value()));
+                }
+            }
             return DoubleQuantization.quantize(absmax, blocks, scratch.allocate(blocks),
                     scratch.allocate(4 * DoubleQuantization.groupCount(blocks)));
         }

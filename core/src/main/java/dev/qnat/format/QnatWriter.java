@@ -5,6 +5,7 @@ import static dev.qnat.format.QnatLayout.NESTED_SCALES;
 import static dev.qnat.format.QnatLayout.SCALES;
 import static dev.qnat.format.QnatLayout.TABLE;
 
+import dev.qnat.concurrent.Workers;
 import dev.qnat.io.AtomicMappedFile;
 import dev.qnat.io.Crc32c;
 import dev.qnat.io.Prefault;
@@ -22,10 +23,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Writes QNAT v2 files (src/spec/qnat-v2.md). The whole layout is computed first; then a temp file
@@ -86,12 +83,7 @@ public final class QnatWriter {
     private static float[] writeSections(MemorySegment file, QnatLayout layout, List<TensorToWrite> tensors, int threads,
                                          Progress progress) throws IOException {
         float[] dqOffsets = new float[tensors.size()];
-        ExecutorService pool = Executors.newFixedThreadPool(threads, runnable -> {
-            Thread thread = new Thread(runnable, "qnat-writer");
-            thread.setDaemon(true);
-            return thread;
-        });
-        try (Arena scratch = Arena.ofShared()) {
+        try (Workers workers = new Workers("qnat-writer", threads); Arena scratch = Arena.ofShared()) {
             // Double-quantized tensors collect their f32 absmax off-heap first; the file keeps only the bytes.
             MemorySegment[] absmaxOf = new MemorySegment[tensors.size()];
             List<Runnable> tasks = new ArrayList<>();
@@ -135,7 +127,7 @@ public final class QnatWriter {
                 }
             }
             try (Prefault.Ahead ahead = Prefault.ahead(pagesInTaskOrder(file, layout, tensors))) {
-                runAll(pool, tasks);
+                workers.runAll(tasks);
             }
             tasks.clear();
             for (int t = 0; t < tensors.size(); t++) {
@@ -151,9 +143,7 @@ public final class QnatWriter {
                     });
                 }
             }
-            runAll(pool, tasks);
-        } finally {
-            pool.shutdownNow();
+            workers.runAll(tasks);
         }
         return dqOffsets;
     }
@@ -182,41 +172,6 @@ public final class QnatWriter {
         if (encoded.nestedScales() != null) {
             section(file, layout, t, NESTED_SCALES).copyFrom(encoded.nestedScales());
             section(file, layout, t, TABLE).copyFrom(encoded.table());
-        }
-    }
-
-    private static void runAll(ExecutorService pool, List<Runnable> tasks) throws IOException {
-        AtomicBoolean failed = new AtomicBoolean();
-        List<Future<?>> futures = new ArrayList<>();
-        for (Runnable task : tasks) {
-            futures.add(pool.submit(() -> {
-                if (!failed.get()) {
-                    try {
-                        task.run();
-                    } catch (RuntimeException | Error e) {
-                        failed.set(true);
-                        throw e;
-                    }
-                }
-            }));
-        }
-        for (Future<?> future : futures) {
-            try {
-                future.get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                futures.forEach(f -> f.cancel(true));
-                throw new java.io.InterruptedIOException("interrupted while writing");
-            } catch (java.util.concurrent.ExecutionException e) {
-                futures.forEach(f -> f.cancel(true));
-                if (e.getCause() instanceof RuntimeException cause) {
-                    throw cause;
-                }
-                if (e.getCause() instanceof Error error) {
-                    throw error;
-                }
-                throw new IOException(e.getCause());
-            }
         }
     }
 

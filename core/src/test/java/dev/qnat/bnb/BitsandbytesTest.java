@@ -9,6 +9,7 @@ import dev.qnat.convert.ConversionTest;
 import dev.qnat.convert.Quantizer;
 import dev.qnat.format.DType;
 import dev.qnat.format.FormatException;
+import dev.qnat.format.NonFiniteTensorException;
 import dev.qnat.format.QnatFile;
 import dev.qnat.format.QnatTensor;
 import dev.qnat.format.QnatWriter;
@@ -59,13 +60,27 @@ class BitsandbytesTest {
     @ParameterizedTest
     @ValueSource(booleans = {false, true})
     void exportHasBitsandbytesLayoutAndImportGivesTheSameQnat(boolean doubleQuant) throws Exception {
+        exportAndCompare(ConversionTest.MODEL, doubleQuant, 1);
+    }
+
+    /** Tensors of several of the chunks in which the exporter finds the double-quantization offset, with a tail. */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void largeTensorsExportAsWellOnSeveralThreads(boolean doubleQuant) throws Exception {
+        exportAndCompare(List.of(new ConversionTest.Spec("a.weight", DType.BF16, new long[] {300, 701}, false),
+                new ConversionTest.Spec("b.weight", DType.F32, new long[] {257, 1000}, false),
+                new ConversionTest.Spec("b.bias", DType.F32, new long[] {1000}, false)), doubleQuant, 2);
+    }
+
+    private void exportAndCompare(List<ConversionTest.Spec> model, boolean doubleQuant, int threads) throws Exception {
         Path original = dir.resolve("model.safetensors");
-        ConversionTest.writeCheckpoint(original, ConversionTest.MODEL, 9);
+        ConversionTest.writeCheckpoint(original, model, 9);
         Path bnb = dir.resolve("bnb.safetensors");
-        Quantizer.Options options = Quantizer.Options.defaults().withDoubleQuant(doubleQuant);
+        Quantizer.Options options = Quantizer.Options.defaults().withDoubleQuant(doubleQuant).withThreads(threads);
         try (Checkpoint checkpoint = Checkpoint.open(original)) {
+            long matrices = checkpoint.tensors().stream().filter(Quantizer.FLOAT_MATRICES).count();
             BitsandbytesExport.Summary summary = BitsandbytesExport.export(checkpoint, bnb, options);
-            assertEquals(4, summary.quantized());
+            assertEquals(matrices, summary.quantized());
             assertTrue(Files.readString(dir.resolve("quantization_config.json"))
                     .contains("\"bnb_4bit_use_double_quant\": " + doubleQuant));
             try (SafetensorsFile exported = SafetensorsFile.open(bnb)) {
@@ -83,8 +98,8 @@ class BitsandbytesTest {
             try (Checkpoint bnbCheckpoint = Checkpoint.open(bnb)) {
                 BitsandbytesImport.Summary result = BitsandbytesImport.toQnat(bnbCheckpoint, imported, 2,
                         QnatWriter.Progress.NONE);
-                assertEquals(4, result.quantized());
-                assertEquals(2, result.kept());
+                assertEquals(matrices, result.quantized());
+                assertEquals(model.size() - matrices, result.kept());
             }
             try (QnatFile a = QnatFile.open(direct); QnatFile b = QnatFile.open(imported)) {
                 assertEquals(a.tensors().size(), b.tensors().size());
@@ -136,6 +151,32 @@ class BitsandbytesTest {
         assertTrue(state.startsWith(expectedStart), state);
         assertTrue(doubleQuant ? state.matches(".*, \"nested_blocksize\": 256, \"nested_dtype\": \"float32\", "
                 + "\"nested_offset\": [0-9.e+-]+\\}") : state.equals(expectedStart + "}"), state);
+    }
+
+    /** A NaN far into a tensor (past the first chunk of the offset pass) is reported at its own index. */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void aNanIsReportedWithItsTensorAndIndexAndNothingIsWritten(boolean doubleQuant) throws Exception {
+        long[] shape = {400, 500};
+        long nanAt = 150_001;
+        Path original = dir.resolve("nan.safetensors");
+        SafetensorsWriter.write(original, Map.of(), List.of(new SafetensorsWriter.Entry("w", DType.F32, shape, out -> {
+            for (long i = 0; i < shape[0] * shape[1]; i++) {
+                out.setAtIndex(F32, i, i == nanAt ? Float.NaN : (float) Math.sin(i));
+            }
+        })));
+        Path bnb = dir.resolve("nan.bnb.safetensors");
+        try (Checkpoint checkpoint = Checkpoint.open(original)) {
+            NonFiniteTensorException e = assertThrows(NonFiniteTensorException.class, () -> BitsandbytesExport.export(
+                    checkpoint, bnb, Quantizer.Options.defaults().withDoubleQuant(doubleQuant).withThreads(2)));
+            assertEquals("w", e.tensor());
+            assertEquals(nanAt, e.index());
+        }
+        assertTrue(Files.notExists(bnb));
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of(original), files.filter(f -> !f.getFileName().toString().equals("quantization_config.json"))
+                    .toList(), "no temp file left");
+        }
     }
 
     /** A bitsandbytes state dict written by hand from the key table, not by our exporter. */

@@ -1,0 +1,69 @@
+package dev.qnat.concurrent;
+
+import java.io.InterruptedIOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * A fixed number of daemon threads for the writers' parallel work. {@link #runAll} runs a list of tasks
+ * to the end, or to the first failure: tasks not yet started are then skipped, and the failure is
+ * rethrown as it was (a NaN in a tensor, say), not wrapped.
+ */
+public final class Workers implements AutoCloseable {
+    private final ExecutorService pool;
+
+    /** Starts {@code threads} threads named {@code name}. */
+    public Workers(String name, int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        }
+        pool = Executors.newFixedThreadPool(threads, runnable -> {
+            Thread thread = new Thread(runnable, name);
+            thread.setDaemon(true);
+            return thread;
+        });
+    }
+
+    /** Runs every task and waits for them; the first task to fail stops the rest and its exception is thrown. */
+    public void runAll(List<? extends Runnable> tasks) throws InterruptedIOException {
+        AtomicBoolean failed = new AtomicBoolean();
+        List<Future<?>> futures = new ArrayList<>();
+        for (Runnable task : tasks) {
+            futures.add(pool.submit(() -> {
+                if (!failed.get()) {
+                    try {
+                        task.run();
+                    } catch (RuntimeException | Error e) {
+                        failed.set(true);
+                        throw e;
+                    }
+                }
+            }));
+        }
+        for (Future<?> future : futures) {
+            try {
+                future.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                futures.forEach(f -> f.cancel(true));
+                throw new InterruptedIOException("interrupted while writing");
+            } catch (ExecutionException e) {
+                futures.forEach(f -> f.cancel(true));
+                if (e.getCause() instanceof Error error) {
+                    throw error;
+                }
+                throw (RuntimeException) e.getCause(); // a Runnable throws nothing else
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        pool.shutdownNow();
+    }
+}
