@@ -7,6 +7,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.util.List;
 import java.util.Optional;
@@ -24,22 +25,31 @@ import java.util.Optional;
 public final class Prefault {
     private static final int MADV_POPULATE_READ = 22;
     private static final int MADV_POPULATE_WRITE = 23;
-    private static final long PAGE = 4096;
     /** What the background thread populates per call, so that closing it never waits long. */
     private static final long CHUNK = 32L << 20;
-    private static final Optional<MethodHandle> MADVISE = lookup();
+    private static final Optional<Madvise> MADVISE = lookup();
+
+    /** madvise, and the page size its start address must be a multiple of (4 KiB, or 16/64 KiB on some ARM). */
+    private record Madvise(MethodHandle call, long pageSize) {}
 
     private Prefault() {}
 
-    private static Optional<MethodHandle> lookup() {
+    private static Optional<Madvise> lookup() {
         if (!System.getProperty("os.name", "").equals("Linux")) {
             return Optional.empty(); // the advice numbers above are Linux's
         }
         try {
             Linker linker = Linker.nativeLinker();
-            return linker.defaultLookup().find("madvise").map(madvise -> linker.downcallHandle(madvise,
-                    FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT)));
-        } catch (RuntimeException | LinkageError e) {
+            SymbolLookup libc = linker.defaultLookup();
+            Optional<MemorySegment> madvise = libc.find("madvise");
+            Optional<MemorySegment> getpagesize = libc.find("getpagesize");
+            if (madvise.isEmpty() || getpagesize.isEmpty()) {
+                return Optional.empty();
+            }
+            int pageSize = (int) linker.downcallHandle(getpagesize.get(), FunctionDescriptor.of(JAVA_INT)).invokeExact();
+            return Optional.of(new Madvise(linker.downcallHandle(madvise.get(),
+                    FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT)), pageSize));
+        } catch (Throwable e) { // no native access, no such call: the pages fault in as before
             return Optional.empty();
         }
     }
@@ -95,12 +105,12 @@ public final class Prefault {
         if (MADVISE.isEmpty() || !range.isNative() || range.byteSize() == 0) {
             return;
         }
-        long start = range.address() & -PAGE;
+        long start = range.address() & -MADVISE.get().pageSize();
         long length = range.address() + range.byteSize() - start;
         try {
             // The result is ignored: an old kernel (EINVAL) or a page it cannot map now (EFAULT, ENOMEM)
             // leaves those pages to fault in as usual, where real errors surface as they always did.
-            int ignored = (int) MADVISE.get().invokeExact(MemorySegment.ofAddress(start), length, advice);
+            int ignored = (int) MADVISE.get().call().invokeExact(MemorySegment.ofAddress(start), length, advice);
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable e) {
