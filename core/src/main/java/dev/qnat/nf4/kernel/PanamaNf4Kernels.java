@@ -150,22 +150,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             if (reciprocal != Float.POSITIVE_INFINITY) {
                 FloatVector scale = FloatVector.broadcast(FLOATS, reciprocal);
                 for (int end = length - LANES; done <= end; done += LANES) {
-                    long index = start + done;
-                    FloatVector v = loadBits(src, type, index).reinterpretAsFloats().mul(scale);
-                    IntVector code = search(orderKey(v.reinterpretAsInts()), t0, t1, t2, t3);
-                    switch (LANES) {
-                        // Up to 8 codes fit one int: OR the lanes together, each shifted to its nibble.
-                        case 4 -> codes.set(CODE_BYTES_2, index / 2,
-                                (short) code.lanewise(LSHL, nibbleShift).reduceLanes(OR));
-                        case 8 -> codes.set(CODE_BYTES_4, index / 2, code.lanewise(LSHL, nibbleShift).reduceLanes(OR));
-                        default -> {
-                            // Neighbouring codes seen as one long: the low byte of (pair | pair >>> 28) is lo | hi << 4.
-                            LongVector pairs = code.reinterpretAsLongs();
-                            LongVector packed = pairs.or(pairs.lanewise(LSHR, 28));
-                            codes.set(CODE_BYTES_8, index / 2,
-                                    ((ByteVector) packed.convert(L2B, 0)).reinterpretAsLongs().lane(0));
-                        }
-                    }
+                    encode(src, type, start + done, scale, codes, nibbleShift, t0, t1, t2, t3);
                 }
             }
             if (done < length) {
@@ -189,24 +174,30 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         return result;
     }
 
+    /** Encodes LANES elements from {@code index} (even) into LANES / 2 code bytes. */
+    private static void encode(MemorySegment src, FloatType type, long index, FloatVector reciprocal,
+                               MemorySegment codes, IntVector nibbleShift, IntVector t0, IntVector t1, IntVector t2,
+                               IntVector t3) {
+        FloatVector v = loadBits(src, type, index).reinterpretAsFloats().mul(reciprocal);
+        IntVector code = search(orderKey(v.reinterpretAsInts()), t0, t1, t2, t3);
+        switch (LANES) {
+            // Up to 8 codes fit one int: OR the lanes together, each shifted to its nibble.
+            case 4 -> codes.set(CODE_BYTES_2, index / 2, (short) code.lanewise(LSHL, nibbleShift).reduceLanes(OR));
+            case 8 -> codes.set(CODE_BYTES_4, index / 2, code.lanewise(LSHL, nibbleShift).reduceLanes(OR));
+            default -> {
+                // Neighbouring codes seen as one long: the low byte of (pair | pair >>> 28) is lo | hi << 4.
+                LongVector pairs = code.reinterpretAsLongs();
+                LongVector packed = pairs.or(pairs.lanewise(LSHR, 28));
+                codes.set(CODE_BYTES_8, index / 2, ((ByteVector) packed.convert(L2B, 0)).reinterpretAsLongs().lane(0));
+            }
+        }
+    }
+
     /** The number of thresholds strictly below each key: four halving steps over the sorted keys. */
     private static IntVector search(IntVector key, IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
-        return lastHalving(halve(halve(firstHalving(key), key, 4, t0, t1, t2, t3), key, 2, t0, t1, t2, t3), key,
-                t0, t1, t2, t3);
-    }
-
-    private static IntVector firstHalving(IntVector key) {
-        return IntVector.zero(INTS).blend(8, key.compare(GT, THRESHOLD_TABLE[7]));
-    }
-
-    /** Adds {@code step} where the key is above threshold {@code code + step - 1}. */
-    private static IntVector halve(IntVector code, IntVector key, int step, IntVector t0, IntVector t1, IntVector t2,
-                                   IntVector t3) {
-        return code.add(step, key.compare(GT, lookup(code.add(step - 1), t0, t1, t2, t3)));
-    }
-
-    private static IntVector lastHalving(IntVector code, IntVector key, IntVector t0, IntVector t1, IntVector t2,
-                                         IntVector t3) {
+        IntVector code = IntVector.zero(INTS).blend(8, key.compare(GT, THRESHOLD_TABLE[7]));
+        code = code.add(4, key.compare(GT, lookup(code.add(3), t0, t1, t2, t3)));
+        code = code.add(2, key.compare(GT, lookup(code.add(1), t0, t1, t2, t3)));
         return code.add(1, key.compare(GT, lookup(code, t0, t1, t2, t3)));
     }
 
@@ -241,8 +232,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             int done = 0;
             for (int end = length - LANES; done <= end; done += LANES) {
                 long index = start + done;
-                // Element e of the code bytes read as a little-endian number sits at bits 4e to 4e + 3.
-                IntVector code = codeBytes(codes, index / 2, inHighHalf).lanewise(LSHR, nibbleShift).and(0xF);
+                IntVector code = unpack(codes, index / 2, nibbleShift, inHighHalf);
                 FloatVector level = lookup(code, t0, t1, t2, t3).reinterpretAsFloats();
                 store(dst, type, index, level.mul(scale));
             }
@@ -252,32 +242,22 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         }
     }
 
-    /**
-     * The code bytes of LANES elements at {@code offset} as an int in every lane: all of them (2 or 4 bytes),
-     * or at 16 lanes the low 4 bytes in lanes 0 to 7 and the high 4 in lanes 8 to 15.
-     */
-    private static IntVector codeBytes(MemorySegment codes, long offset, VectorMask<Integer> inHighHalf) {
-        return LANES >= 16 ? sixteenCodes(codes, offset, inHighHalf) : IntVector.broadcast(INTS, fewCodes(codes, offset));
-    }
-
-    private static IntVector sixteenCodes(MemorySegment codes, long offset, VectorMask<Integer> inHighHalf) {
-        long bytes = codes.get(CODE_BYTES_8, offset);
-        return IntVector.broadcast(INTS, (int) bytes).blend((int) (bytes >>> 32), inHighHalf);
-    }
-
-    /** The 2 or 4 code bytes of 4 or 8 lanes, sign-extended; the sign bits fall outside every nibble read. */
-    private static int fewCodes(MemorySegment codes, long offset) {
-        return LANES == 8 ? codes.get(CODE_BYTES_4, offset) : codes.get(CODE_BYTES_2, offset);
+    /** The LANES codes in the LANES / 2 bytes at {@code offset}, one per int lane, in element order. */
+    private static IntVector unpack(MemorySegment codes, long offset, IntVector nibbleShift,
+                                    VectorMask<Integer> inHighHalf) {
+        // Element e of the bytes read as a little-endian number sits at bits 4e to 4e + 3.
+        IntVector halves = switch (LANES) {
+            case 4 -> IntVector.broadcast(INTS, codes.get(CODE_BYTES_2, offset));
+            case 8 -> IntVector.broadcast(INTS, codes.get(CODE_BYTES_4, offset));
+            default -> {
+                long bytes = codes.get(CODE_BYTES_8, offset);
+                yield IntVector.broadcast(INTS, (int) bytes).blend((int) (bytes >>> 32), inHighHalf);
+            }
+        };
+        return halves.lanewise(LSHR, nibbleShift).and(0xF);
     }
 
     // ---- lane helpers -----------------------------------------------------------------------------
-    //
-    // A method that takes or returns a vector must be inlined, or every call boxes its vectors and the
-    // loop runs about ten times slower. C2 inlines methods of up to 35 bytes of bytecode (MaxInlineSize)
-    // whatever the profile says, bigger ones only where the profile finds the call hot and the callee not
-    // yet compiled big on its own; a JDK AOT cache's training profiles missed that often enough to make
-    // whole runs 3 to 6 times slower. So every vector-typed helper stays within 35 bytes and the loops sit
-    // in the kernel methods, whose parameters are plain values; VectorHelperSizeTest checks the rule.
 
     private static IntVector tablePart(int[] table, int part) {
         return IntVector.fromArray(INTS, table, Math.min(part, TABLE_SIZE / LANES - 1) * LANES);
@@ -285,27 +265,23 @@ final class PanamaNf4Kernels implements Nf4Kernels {
 
     /** {@code table[index]} per lane for a 16-entry table split over 16 / LANES vectors. */
     private static IntVector lookup(IntVector index, IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
-        return LANES >= 16 ? index.selectFrom(t0) : lookupInParts(index, t0, t1, t2, t3);
-    }
-
-    private static IntVector lookupInParts(IntVector index, IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
-        // Two-table indexes wrap modulo 2 * LANES.
-        return LANES == 8 ? index.selectFrom(t0, t1) : lookupInQuarters(index, t0, t1, t2, t3);
-    }
-
-    private static IntVector lookupInQuarters(IntVector index, IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
-        return index.selectFrom(t0, t1).blend(index.selectFrom(t2, t3), index.compare(GE, 8));
+        if (LANES >= 16) {
+            return index.selectFrom(t0);
+        }
+        IntVector low = index.selectFrom(t0, t1); // indexes wrap modulo 2 * LANES
+        if (LANES == 8) {
+            return low;
+        }
+        return low.blend(index.selectFrom(t2, t3), index.compare(GE, 8));
     }
 
     /** The float32 bit patterns of LANES elements, on integer lanes throughout. */
     private static IntVector loadBits(MemorySegment src, FloatType type, long index) {
-        return type == FloatType.F32 ? IntVector.fromMemorySegment(INTS, src, 4 * index, LE) : halfToFloatBits(src,
-                type, index);
-    }
-
-    private static IntVector halfToFloatBits(MemorySegment src, FloatType type, long index) {
-        IntVector half = halfBits(src, index);
-        return type == FloatType.BF16 ? half.lanewise(LSHL, 16) : f16ToFloatBits(half);
+        return switch (type) {
+            case F32 -> IntVector.fromMemorySegment(INTS, src, 4 * index, LE);
+            case BF16 -> halfBits(src, index).lanewise(LSHL, 16);
+            case F16 -> f16ToFloatBits(halfBits(src, index));
+        };
     }
 
     private static IntVector halfBits(MemorySegment src, long index) {
@@ -314,33 +290,21 @@ final class PanamaNf4Kernels implements Nf4Kernels {
 
     /** Float.float16ToFloat on lanes holding sign-extended binary16 patterns, as float bits; exact. */
     private static IntVector f16ToFloatBits(IntVector half) {
-        return f16MagnitudeToFloatBits(half.and(0x7FFF)).or(half.and(0x8000).lanewise(LSHL, 16));
-    }
-
-    private static IntVector f16MagnitudeToFloatBits(IntVector magnitude) {
-        return f16NormalToFloatBits(magnitude).blend(f16SubnormalToFloatBits(magnitude), magnitude.compare(LT, 0x0400));
-    }
-
-    /** Re-biases the exponent by 127 - 15; infinities and NaNs need it twice to reach 255. */
-    private static IntVector f16NormalToFloatBits(IntVector magnitude) {
-        return magnitude.lanewise(LSHL, 13).add(112 << 23).add(112 << 23, magnitude.compare(GE, 0x7C00));
-    }
-
-    private static IntVector f16SubnormalToFloatBits(IntVector magnitude) {
-        return ((FloatVector) magnitude.convert(I2F, 0)).mul(HALF_SUBNORMAL_UNIT).reinterpretAsInts();
+        IntVector sign = half.and(0x8000).lanewise(LSHL, 16);
+        IntVector magnitude = half.and(0x7FFF);
+        // Re-bias the exponent by 127 - 15; infinities and NaNs need it twice to reach 255.
+        IntVector rebias = IntVector.broadcast(INTS, 112 << 23);
+        IntVector normal = magnitude.lanewise(LSHL, 13).add(rebias).add(rebias, magnitude.compare(GE, 0x7C00));
+        IntVector subnormal = ((FloatVector) magnitude.convert(I2F, 0)).mul(HALF_SUBNORMAL_UNIT).reinterpretAsInts();
+        return normal.blend(subnormal, magnitude.compare(LT, 0x0400)).or(sign);
     }
 
     private static void store(MemorySegment dst, FloatType type, long index, FloatVector value) {
-        if (type == FloatType.F32) {
-            value.intoMemorySegment(dst, 4 * index, LE);
-        } else {
-            storeHalves(dst, type, index, value);
+        switch (type) {
+            case F32 -> value.intoMemorySegment(dst, 4 * index, LE);
+            case F16 -> storeHalfBits(dst, index, floatToF16(value.reinterpretAsInts()));
+            case BF16 -> storeHalfBits(dst, index, floatToBf16(value.reinterpretAsInts()));
         }
-    }
-
-    private static void storeHalves(MemorySegment dst, FloatType type, long index, FloatVector value) {
-        IntVector bits = value.reinterpretAsInts();
-        storeHalfBits(dst, index, type == FloatType.BF16 ? floatToBf16(bits) : floatToF16(bits));
     }
 
     private static void storeHalfBits(MemorySegment dst, long index, IntVector bits) {
@@ -349,57 +313,28 @@ final class PanamaNf4Kernels implements Nf4Kernels {
 
     /** FloatType.BF16.floatToHalfBits on lanes: round to nearest even, a NaN stays a quiet NaN. */
     private static IntVector floatToBf16(IntVector bits) {
-        return bf16Rounded(bits).blend(bits.lanewise(LSHR, 16).or(0x0040), isNaN(bits));
-    }
-
-    private static IntVector bf16Rounded(IntVector bits) {
-        return bits.add(0x7FFF).add(bits.lanewise(LSHR, 16).and(1)).lanewise(LSHR, 16);
-    }
-
-    private static VectorMask<Integer> isNaN(IntVector bits) {
-        return bits.and(0x7FFFFFFF).compare(GT, 0x7F800000);
+        IntVector rounded = bits.add(0x7FFF).add(bits.lanewise(LSHR, 16).and(1)).lanewise(LSHR, 16);
+        IntVector quietNaN = bits.lanewise(LSHR, 16).or(0x0040);
+        return rounded.blend(quietNaN, bits.and(0x7FFFFFFF).compare(GT, 0x7F800000));
     }
 
     /** Float.floatToFloat16 on lanes, NaN payloads included; round to nearest even. */
     private static IntVector floatToF16(IntVector bits) {
-        return f16Magnitude(bits.and(0x7FFFFFFF), bits).or(bits.lanewise(LSHR, 16).and(0x8000));
-    }
-
-    private static IntVector f16Magnitude(IntVector magnitude, IntVector bits) {
-        return f16Finite(magnitude).blend(f16NaN(bits), isNaN(bits));
-    }
-
-    /** Finite floats: rounded, and past 65504 infinity. */
-    private static IntVector f16Finite(IntVector magnitude) {
-        return f16Rounded(magnitude).blend(0x7C00, magnitude.compare(GE, 0x47800000));
-    }
-
-    private static IntVector f16Rounded(IntVector magnitude) {
-        return f16Normal(magnitude).blend(f16Subnormal(magnitude), magnitude.compare(LT, 113 << 23));
-    }
-
-    /**
-     * Normal results: drop 13 mantissa bits with a rounding bias of 0xFFF plus the kept bit's parity; a
-     * carry runs into the exponent, and past 65504 into infinity, as it should.
-     */
-    private static IntVector f16Normal(IntVector magnitude) {
-        return magnitude.add(((15 - 127) << 23) + 0xFFF).add(magnitude.lanewise(LSHR, 13).and(1)).lanewise(LSHR, 13);
-    }
-
-    /**
-     * Subnormal results: adding 0.5f lines the binary16 subnormal unit up with the float's last mantissa
-     * bit, so the hardware's own rounding does the work.
-     */
-    private static IntVector f16Subnormal(IntVector magnitude) {
-        return magnitude.reinterpretAsFloats().add(0.5f).reinterpretAsInts().sub(0x3F000000);
-    }
-
-    /** The quiet-or-signalling bit and the top 9 payload bits move down 13 places, the low 4 payload bits stay. */
-    private static IntVector f16NaN(IntVector bits) {
-        return bits.and(0x007FE000).lanewise(LSHR, 13).or(f16LowPayload(bits)).or(0x7C00);
-    }
-
-    private static IntVector f16LowPayload(IntVector bits) {
-        return bits.and(0x1FF0).lanewise(LSHR, 4).or(bits.and(0xF));
+        IntVector sign = bits.lanewise(LSHR, 16).and(0x8000);
+        IntVector magnitude = bits.and(0x7FFFFFFF);
+        // Normal results: drop 13 mantissa bits with a rounding bias of 0xFFF plus the kept bit's parity;
+        // a carry runs into the exponent, and past 65504 into infinity, as it should.
+        IntVector normal = magnitude.add((15 - 127) << 23).add(0xFFF)
+                .add(magnitude.lanewise(LSHR, 13).and(1)).lanewise(LSHR, 13);
+        // Subnormal results: adding 0.5f lines the binary16 subnormal unit up with the float's last
+        // mantissa bit, so the hardware's own rounding does the work.
+        IntVector subnormal = magnitude.reinterpretAsFloats().add(0.5f).reinterpretAsInts().sub(0x3F000000);
+        IntVector nan = bits.and(0x007FE000).lanewise(LSHR, 13).or(bits.and(0x1FF0).lanewise(LSHR, 4))
+                .or(bits.and(0xF)).or(0x7C00);
+        return normal
+                .blend(subnormal, magnitude.compare(LT, 113 << 23))
+                .blend(IntVector.broadcast(INTS, 0x7C00), magnitude.compare(GE, 0x47800000))
+                .blend(nan, magnitude.compare(GT, 0x7F800000))
+                .or(sign);
     }
 }
