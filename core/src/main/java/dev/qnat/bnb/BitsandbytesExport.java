@@ -158,8 +158,7 @@ public final class BitsandbytesExport {
                     throw new NonFiniteTensorException(t.name(), new NonFiniteValueException(from + e.index(), e.value()));
                 }
             }
-            return DoubleQuantization.quantize(absmax, blocks, scratch.allocate(blocks),
-                    scratch.allocate(4 * DoubleQuantization.groupCount(blocks)));
+            return DoubleQuantization.offset(absmax, blocks);
         }
     }
 

@@ -85,15 +85,7 @@ public final class DoubleQuantization {
         checkRoom(absmax, 4 * blocks, "absmax", blocks);
         checkRoom(codes, blocks, "codes", blocks);
         checkRoom(nestedAbsmax, 4 * groupCount(blocks), "nested absmax", blocks);
-        double sum = 0;
-        for (long b = 0; b < blocks; b++) {
-            float value = absmax.getAtIndex(FLOAT, b);
-            if (!Float.isFinite(value)) {
-                throw new NonFiniteValueException(b, value);
-            }
-            sum += value;
-        }
-        float offset = blocks == 0 ? 0f : (float) (sum / blocks);
+        float offset = offset(absmax, blocks);
         for (long group = 0, start = 0; start < blocks; group++, start += GROUP_SIZE) {
             long end = Math.min(blocks, start + GROUP_SIZE);
             float groupAbsmax = 0f;
@@ -108,6 +100,24 @@ public final class DoubleQuantization {
             }
         }
         return offset;
+    }
+
+    /**
+     * The offset {@link #quantize} subtracts: the mean of {@code blocks} float32 absmax values, summed in
+     * float64 and rounded to float32. The values must be finite.
+     */
+    public static float offset(MemorySegment absmax, long blocks) {
+        Objects.requireNonNull(absmax, "absmax");
+        checkRoom(absmax, 4 * blocks, "absmax", blocks);
+        double sum = 0;
+        for (long b = 0; b < blocks; b++) {
+            float value = absmax.getAtIndex(FLOAT, b);
+            if (!Float.isFinite(value)) {
+                throw new NonFiniteValueException(b, value);
+            }
+            sum += value;
+        }
+        return blocks == 0 ? 0f : (float) (sum / blocks);
     }
 
     /** Reconstructs {@code blocks} absmax values: {@code table[code] * nestedAbsmax[group] + offset}. */

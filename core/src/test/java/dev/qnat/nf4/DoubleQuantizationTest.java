@@ -104,6 +104,7 @@ class DoubleQuantizationTest {
                 mean += a;
             }
             assertEquals((float) (mean / blocks), offset, "offset is the float64 mean rounded to float32");
+            assertEquals(offset, DoubleQuantization.offset(MemorySegment.ofArray(absmax), blocks));
             for (int b = 0; b < blocks; b++) {
                 int code = Byte.toUnsignedInt(codes[b]);
                 double step = Math.max(code < 255 ? table[code + 1] - table[code] : 0,
@@ -147,5 +148,8 @@ class DoubleQuantizationTest {
         float[] absmax = {1f, Float.NaN};
         assertThrows(NonFiniteValueException.class, () -> DoubleQuantization.quantize(MemorySegment.ofArray(absmax), 2,
                 MemorySegment.ofArray(new byte[2]), MemorySegment.ofArray(new float[1])));
+        NonFiniteValueException e = assertThrows(NonFiniteValueException.class,
+                () -> DoubleQuantization.offset(MemorySegment.ofArray(absmax), 2));
+        assertEquals(1, e.index());
     }
 }
