@@ -1,7 +1,10 @@
 package dev.qnat.cli;
 
+import dev.qnat.bnb.BitsandbytesImport;
+import dev.qnat.bnb.BitsandbytesTensor;
 import dev.qnat.format.QnatFile;
 import dev.qnat.format.QnatTensor;
+import dev.qnat.format.TensorToWrite;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.io.PrintWriter;
@@ -9,7 +12,9 @@ import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -23,7 +28,8 @@ final class CompareCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "ORIGINAL", description = "The original safetensors checkpoint.")
     Path original;
 
-    @Parameters(index = "1", paramLabel = "QUANTIZED", description = "A QNAT file, or safetensors dequantized from one.")
+    @Parameters(index = "1", paramLabel = "QUANTIZED",
+            description = "A QNAT file, a bitsandbytes NF4 checkpoint, or safetensors dequantized from either.")
     Path quantized;
 
     @Option(names = "--json", description = "Print JSON instead of text.")
@@ -34,7 +40,6 @@ final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        PrintWriter out = spec.commandLine().getOut();
         List<Comparison.Stats> all = new ArrayList<>();
         List<String> problems = new ArrayList<>();
         try (Checkpoint source = Checkpoint.open(original); Arena arena = Arena.ofShared()) {
@@ -50,6 +55,10 @@ final class CompareCommand implements Callable<Integer> {
                 }
             } else {
                 try (Checkpoint other = Checkpoint.open(quantized)) {
+                    if (BitsandbytesImport.holdsNf4(other)) {
+                        compareBitsandbytes(source, other, all, problems);
+                        return report(all, problems);
+                    }
                     for (SafetensorsTensor t : source.tensors()) {
                         SafetensorsTensor q = other.tensor(t.name()).orElse(null);
                         if (check(t, q == null ? null : q.shape(), problems) && t.dtype().floatType().isPresent()) {
@@ -60,6 +69,32 @@ final class CompareCommand implements Callable<Integer> {
                 }
             }
         }
+        return report(all, problems);
+    }
+
+    /** Against a bitsandbytes checkpoint: its 4-bit weights dequantized, its other tensors as stored. */
+    private static void compareBitsandbytes(Checkpoint source, Checkpoint bitsandbytes, List<Comparison.Stats> all,
+                                            List<String> problems) throws Exception {
+        Map<String, TensorToWrite> plan = new LinkedHashMap<>();
+        BitsandbytesImport.plan(bitsandbytes).forEach(t -> plan.put(t.name(), t));
+        for (SafetensorsTensor t : source.tensors()) {
+            TensorToWrite q = plan.get(t.name());
+            if (check(t, q == null ? null : q.shape(), problems) && t.dtype().floatType().isPresent()) {
+                if (q.encoded() == null) {
+                    all.add(Comparison.compare(t.name(), Comparison.of(t), Comparison.of(bitsandbytes.tensor(t.name())
+                            .orElseThrow())));
+                } else {
+                    try (BitsandbytesTensor nf4 = new BitsandbytesTensor(q)) {
+                        all.add(Comparison.compare(t.name(), Comparison.of(t), Comparison.of(nf4)));
+                    }
+                }
+            }
+        }
+        missing(List.copyOf(plan.keySet()), source, problems);
+    }
+
+    private int report(List<Comparison.Stats> all, List<String> problems) {
+        PrintWriter out = spec.commandLine().getOut();
         Comparison.Stats total = Comparison.total(all);
         if (json) {
             StringBuilder s = new StringBuilder("{\"total\": ").append(total.json()).append(", \"problems\": [");

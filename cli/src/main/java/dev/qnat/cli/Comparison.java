@@ -1,5 +1,6 @@
 package dev.qnat.cli;
 
+import dev.qnat.bnb.BitsandbytesTensor;
 import dev.qnat.format.Encoding;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.QnatTensor;
@@ -103,6 +104,23 @@ final class Comparison {
                 MemorySegment chunkAbsmax = absmax.asSlice(4 * firstBlock, 4 * Nf4.blockCount(length, blockSize));
                 Nf4.dequantize(chunkCodes, chunkAbsmax, blockSize, MemorySegment.ofArray(out).asSlice(0, 4L * length),
                         FloatType.F32);
+            }
+        };
+    }
+
+    /** A bitsandbytes NF4 tensor's values, dequantized chunk by chunk. */
+    static Values of(BitsandbytesTensor tensor) {
+        return new Values() {
+            public long count() {
+                return tensor.tensor().elementCount();
+            }
+
+            public int alignment() {
+                return tensor.tensor().blockSize();
+            }
+
+            public void read(long from, float[] out, int length) {
+                tensor.read(from, MemorySegment.ofArray(out).asSlice(0, 4L * length), FloatType.F32);
             }
         };
     }

@@ -7,6 +7,7 @@ import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.io.PrintWriter;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -33,6 +34,9 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--dir", paramLabel = "DIR", description = "Where to work (default: a new temp folder).")
     Path dir;
 
+    /** The files the demo writes into its folder, which must not be there before. */
+    private static final List<String> FILES = List.of("model.safetensors", "model.qnat", "model.dequantized.safetensors");
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -44,28 +48,40 @@ final class DemoCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
+        if (dir != null) {
+            List<String> present = FILES.stream().filter(name -> Files.exists(dir.resolve(name), LinkOption.NOFOLLOW_LINKS))
+                    .toList();
+            if (!present.isEmpty()) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "--dir " + dir + " already holds "
+                        + String.join(", ", present) + "; the demo writes only new files: give an empty or new folder");
+            }
+        }
         Path work = dir != null ? Files.createDirectories(dir) : Files.createTempDirectory("qnat-demo-");
+        List<Path> created = new ArrayList<>();
         try {
-            Path model = work.resolve("model.safetensors");
-            Path qnat = work.resolve("model.qnat");
-            Path restored = work.resolve("model.dequantized.safetensors");
+            Path model = work.resolve(FILES.get(0));
+            Path qnat = work.resolve(FILES.get(1));
+            Path restored = work.resolve(FILES.get(2));
 
             long t0 = System.nanoTime();
             long parameters = DemoCheckpoint.write(model, layers, hidden, vocab);
+            created.add(model);
             out.printf("1/5 generate   %d blocks at hidden size %d: %,d parameters, %s of BF16 safetensors in %s%n",
                     layers, hidden, parameters, Units.bytes(Files.size(model)), Units.seconds(System.nanoTime() - t0));
 
             out.println("2/5 quantize   NF4, block 64, double quantization, norms kept:");
             QuantizeCommand.run(model, qnat, QuantizeCommand.Format.qnat, Quantizer.Options.defaults(), false,
                     new IndentingWriter(out), err);
+            created.add(qnat);
 
             long t2 = System.nanoTime();
             out.println("3/5 verify     " + VerifyCommand.verify(qnat) + " (" + Units.seconds(System.nanoTime() - t2) + ")");
 
             long t3 = System.nanoTime();
             try (QnatFile file = QnatFile.open(qnat)) {
-                Dequantizer.toSafetensors(file, restored, null);
+                Dequantizer.toSafetensors(file, restored, null, false);
             }
+            created.add(restored);
             out.printf("4/5 dequantize %s back to BF16 safetensors, %s, in %s%n", qnat.getFileName(),
                     Units.bytes(Files.size(restored)), Units.seconds(System.nanoTime() - t3));
 
@@ -86,8 +102,8 @@ final class DemoCommand implements Callable<Integer> {
         } finally {
             if (!keep) {
                 // Only what the demo made: a --dir the user gave may hold other files.
-                for (String name : List.of("model.safetensors", "model.qnat", "model.dequantized.safetensors")) {
-                    Files.deleteIfExists(work.resolve(name));
+                for (Path file : created) {
+                    Files.deleteIfExists(file);
                 }
                 if (dir == null) {
                     Files.deleteIfExists(work);

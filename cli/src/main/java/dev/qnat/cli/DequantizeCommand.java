@@ -1,8 +1,12 @@
 package dev.qnat.cli;
 
+import dev.qnat.bnb.BitsandbytesImport;
 import dev.qnat.convert.Dequantizer;
+import dev.qnat.format.FormatException;
 import dev.qnat.format.QnatFile;
 import dev.qnat.nf4.FloatType;
+import dev.qnat.safetensors.Checkpoint;
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -24,7 +28,8 @@ final class DequantizeCommand implements Callable<Integer> {
         }
     }
 
-    @Parameters(index = "0", paramLabel = "FILE", description = "A QNAT file (v2 or v1).")
+    @Parameters(index = "0", paramLabel = "FILE",
+            description = "A QNAT file (v2 or v1), or a bitsandbytes NF4 safetensors file, folder or index.")
     Path file;
 
     @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUT.safetensors")
@@ -34,16 +39,37 @@ final class DequantizeCommand implements Callable<Integer> {
             description = "The dtype of dequantized tensors (default: each tensor's source dtype).")
     Dtype dtype;
 
+    @Option(names = "--allow-overflow",
+            description = "Write values beyond the dtype's range (above 65504 for f16) as infinities, and count them, "
+                    + "instead of failing.")
+    boolean allowOverflow;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() throws Exception {
         long started = System.nanoTime();
-        try (QnatFile qnat = QnatFile.open(file)) {
-            Dequantizer.toSafetensors(qnat, output, dtype == null ? null : dtype.type);
-            spec.commandLine().getOut().printf("wrote %s: %d tensors, %s in %s%n", output, qnat.tensors().size(),
-                    Units.bytes(Files.size(output)), Units.seconds(System.nanoTime() - started));
+        FloatType type = dtype == null ? null : dtype.type;
+        Dequantizer.Summary summary;
+        if (InspectCommand.isQnat(file)) {
+            try (QnatFile qnat = QnatFile.open(file)) {
+                summary = Dequantizer.toSafetensors(qnat, output, type, allowOverflow);
+            }
+        } else {
+            try (Checkpoint checkpoint = Checkpoint.open(file)) {
+                if (!BitsandbytesImport.holdsNf4(checkpoint)) {
+                    throw new FormatException(file + ": neither a QNAT file nor a bitsandbytes NF4 checkpoint");
+                }
+                summary = BitsandbytesImport.toSafetensors(checkpoint, output, type, allowOverflow);
+            }
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        out.printf("wrote %s: %d tensors, %s in %s%n", output, summary.tensors(), Units.bytes(Files.size(output)),
+                Units.seconds(System.nanoTime() - started));
+        if (summary.overflowed() > 0) {
+            spec.commandLine().getErr().printf("qnat: warning: %d values were beyond %s's range and were written as "
+                    + "infinities%n", summary.overflowed(), type == null ? "the source dtype" : type.toString());
         }
         return Main.OK;
     }

@@ -3,6 +3,8 @@ package dev.qnat.cli;
 import dev.qnat.Qnat;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.NonFiniteTensorException;
+import dev.qnat.io.FileSnapshot;
+import dev.qnat.io.OutputTarget;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.NoSuchFileException;
@@ -66,8 +68,15 @@ public final class Main implements Runnable {
     }
 
     static int exitCode(Throwable e) {
-        if (e instanceof FormatException || e instanceof NonFiniteTensorException) {
+        if (e instanceof FormatException || e instanceof NonFiniteTensorException
+                || e instanceof FileSnapshot.NotRegularFileException) {
             return BAD_INPUT;
+        }
+        if (e instanceof OutputTarget.OutputRefusedException) {
+            return USAGE;
+        }
+        if (isMappedReadFault(e)) {
+            return IO;
         }
         if (e instanceof IOException) {
             return IO;
@@ -78,7 +87,15 @@ public final class Main implements Runnable {
         return FAILED;
     }
 
+    /** The JVM's error for a read of a mapped page that its file no longer backs. */
+    static boolean isMappedReadFault(Throwable e) {
+        return e instanceof InternalError && e.getMessage() != null && e.getMessage().contains("unsafe memory access");
+    }
+
     private static String describe(Throwable e) {
+        if (isMappedReadFault(e)) {
+            return "an input file was truncated while it was being read (" + e.getMessage() + ")";
+        }
         if (e instanceof NoSuchFileException missing) {
             return missing.getReason() != null ? missing.getFile() + ": " + missing.getReason()
                     : "no such file: " + missing.getFile();

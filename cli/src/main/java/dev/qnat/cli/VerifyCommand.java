@@ -2,6 +2,7 @@ package dev.qnat.cli;
 
 import dev.qnat.format.FormatException;
 import dev.qnat.format.QnatFile;
+import dev.qnat.io.FileSnapshot;
 import dev.qnat.safetensors.Checkpoint;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -35,7 +36,11 @@ final class VerifyCommand implements Callable<Integer> {
     static String verify(Path file) throws Exception {
         if (InspectCommand.isQnat(file)) {
             try (QnatFile qnat = QnatFile.open(file, false)) {
-                qnat.verify();
+                try {
+                    qnat.verify();
+                } catch (InternalError e) {
+                    throw FileSnapshot.mappedReadFailed(e, qnat.snapshot().stream().toList());
+                }
                 return "OK: " + file + " is an intact QNAT v" + qnat.version() + " file, " + qnat.tensors().size() + " tensors"
                         + (qnat.version() == 2 ? ", header and section CRCs match" : " (v1 has no checksums; structure checked)");
             }

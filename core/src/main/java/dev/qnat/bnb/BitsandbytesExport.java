@@ -4,6 +4,9 @@ import dev.qnat.concurrent.Workers;
 import dev.qnat.convert.Quantizer;
 import dev.qnat.format.DType;
 import dev.qnat.format.NonFiniteTensorException;
+import dev.qnat.io.AtomicMappedFile;
+import dev.qnat.io.FileSnapshot;
+import dev.qnat.io.OutputTarget;
 import dev.qnat.io.Prefault;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.FloatType;
@@ -38,6 +41,8 @@ public final class BitsandbytesExport {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** Elements per call when only the absmax values are wanted: the codes buffer stays in cache. */
     private static final long OFFSET_CHUNK_ELEMENTS = 1 << 16;
+    /** The file written beside the model: the block to merge into the model's config.json. */
+    public static final String CONFIG_NAME = "quantization_config.json";
 
     /** What an export wrote. */
     public record Summary(int quantized, int kept, long bytesOut, String quantizationConfig) {}
@@ -50,6 +55,13 @@ public final class BitsandbytesExport {
      * block to merge into the model's config.json.
      */
     public static Summary export(Checkpoint checkpoint, Path target, Quantizer.Options options) throws IOException {
+        // Both outputs are checked before the first pass, which reads every quantized tensor once.
+        Path model = OutputTarget.resolve(target, checkpoint.files());
+        Path configFile = OutputTarget.resolve(model.resolveSibling(CONFIG_NAME), checkpoint.files());
+        if (configFile.equals(model)) {
+            throw new OutputTarget.OutputRefusedException(target, "is where the " + CONFIG_NAME
+                    + " written beside the model goes; give the model another name");
+        }
         List<SafetensorsTensor> quantized = new ArrayList<>();
         for (SafetensorsTensor t : checkpoint.tensors()) {
             if (options.quantize().test(t)) {
@@ -59,7 +71,12 @@ public final class BitsandbytesExport {
             }
         }
         try (Workers workers = new Workers("qnat-bnb-export", options.threads())) {
-            Map<String, byte[]> states = states(quantized, options, workers);
+            Map<String, byte[]> states;
+            try {
+                states = states(quantized, options, workers);
+            } catch (InternalError e) {
+                throw FileSnapshot.mappedReadFailed(e, checkpoint.files());
+            }
             List<Entry> entries = new ArrayList<>();
             for (SafetensorsTensor t : checkpoint.tensors()) {
                 byte[] state = states.get(t.name());
@@ -82,32 +99,43 @@ public final class BitsandbytesExport {
                 }
                 entries.add(Entry.slot(p + BitsandbytesNf4.STATE_SUFFIX, DType.U8, new long[] {state.length}));
             }
-            SafetensorsWriter.write(target, Map.of("format", "pt"), entries, slices -> {
-                List<Runnable> tasks = new ArrayList<>();
-                for (SafetensorsTensor t : checkpoint.tensors()) {
-                    if (!states.containsKey(t.name())) {
-                        tasks.add(() -> slices.get(t.name()).copyFrom(t.data()));
-                    }
-                }
-                List<Prefault.Range> pages = new ArrayList<>();
-                for (SafetensorsTensor t : quantized) {
-                    tasks.add(() -> {
-                        fill(t, options, slices, states.get(t.name()));
-                        options.progress().advance(t.data().byteSize());
-                    });
-                    pages.add(new Prefault.Range(t.data(), false));
-                    pages.add(new Prefault.Range(slices.get(t.name()), true));
-                }
-                try (Prefault.Ahead ahead = Prefault.ahead(pages)) {
-                    workers.runAll(tasks);
-                }
-            });
+            String config = BitsandbytesNf4.quantizationConfig(options.doubleQuant());
+            byte[] configBytes = config.getBytes(StandardCharsets.UTF_8);
+            try (AtomicMappedFile.Prepared modelFile = SafetensorsWriter.prepare(model, Map.of("format", "pt"), entries,
+                    slices -> fillAll(checkpoint, quantized, states, options, workers, slices), checkpoint.files());
+                 AtomicMappedFile.Prepared configPrepared = AtomicMappedFile.prepare(configFile, configBytes.length,
+                    file -> MemorySegment.copy(configBytes, 0, file, ValueLayout.JAVA_BYTE, 0, configBytes.length),
+                    List.of())) {
+                // The model first: a config beside no model would say there is one.
+                modelFile.commit();
+                configPrepared.commit();
+            }
+            int count = quantized.size();
+            return new Summary(count, checkpoint.tensors().size() - count, Files.size(model), config);
         }
-        String config = BitsandbytesNf4.quantizationConfig(options.doubleQuant());
-        Path configFile = target.toAbsolutePath().resolveSibling("quantization_config.json");
-        Files.writeString(configFile, config);
-        int count = quantized.size();
-        return new Summary(count, checkpoint.tensors().size() - count, Files.size(target), config);
+    }
+
+    private static void fillAll(Checkpoint checkpoint, List<SafetensorsTensor> quantized, Map<String, byte[]> states,
+                                Quantizer.Options options, Workers workers, Map<String, MemorySegment> slices)
+            throws IOException {
+        List<Runnable> tasks = new ArrayList<>();
+        for (SafetensorsTensor t : checkpoint.tensors()) {
+            if (!states.containsKey(t.name())) {
+                tasks.add(() -> slices.get(t.name()).copyFrom(t.data()));
+            }
+        }
+        List<Prefault.Range> pages = new ArrayList<>();
+        for (SafetensorsTensor t : quantized) {
+            tasks.add(() -> {
+                fill(t, options, slices, states.get(t.name()));
+                options.progress().advance(t.data().byteSize());
+            });
+            pages.add(new Prefault.Range(t.data(), false));
+            pages.add(new Prefault.Range(slices.get(t.name()), true));
+        }
+        try (Prefault.Ahead ahead = Prefault.ahead(pages)) {
+            workers.runAll(tasks);
+        }
     }
 
     /**

@@ -4,16 +4,19 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.Qnat;
+import dev.qnat.convert.Dequantizer;
 import dev.qnat.format.DType;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.JsonInput;
 import dev.qnat.format.QnatWriter;
 import dev.qnat.format.TensorToWrite;
 import dev.qnat.nf4.DoubleQuantization;
+import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
 import dev.qnat.nf4.Nf4Codebook;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
+import dev.qnat.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -100,9 +103,45 @@ public final class BitsandbytesImport {
         metadata.put("source", checkpoint.source().getFileName().toString() + " (bitsandbytes NF4)");
         metadata.put("producer", "qnat " + Qnat.VERSION);
         metadata.put("created", Instant.now().toString());
-        QnatWriter.write(target, metadata, tensors, threads, progress);
+        QnatWriter.write(target, metadata, tensors, threads, progress, checkpoint.files());
         int quantized = (int) tensors.stream().filter(t -> t.encoded() != null).count();
         return new Summary(quantized, tensors.size() - quantized);
+    }
+
+    /**
+     * Writes a bitsandbytes NF4 checkpoint as plain safetensors: its 4-bit weights dequantized to
+     * {@code dtype} (null: each weight's own dtype), everything else copied, as {@code qnat dequantize}
+     * does with a QNAT file.
+     */
+    public static Dequantizer.Summary toSafetensors(Checkpoint checkpoint, Path target, FloatType dtype,
+                                                    boolean allowOverflow) throws IOException {
+        List<SafetensorsWriter.Entry> entries = new ArrayList<>();
+        Dequantizer.OverflowCounter overflow = new Dequantizer.OverflowCounter(allowOverflow);
+        List<BitsandbytesTensor> opened = new ArrayList<>();
+        try {
+            for (TensorToWrite tensor : plan(checkpoint)) {
+                if (tensor.encoded() == null) {
+                    entries.add(new SafetensorsWriter.Entry(tensor.name(), tensor.dtype(), tensor.shape(),
+                            destination -> destination.copyFrom(tensor.data())));
+                    continue;
+                }
+                BitsandbytesTensor nf4 = new BitsandbytesTensor(tensor);
+                opened.add(nf4);
+                FloatType out = dtype != null ? dtype : tensor.dtype().floatType().orElseThrow();
+                entries.add(new SafetensorsWriter.Entry(tensor.name(), DType.of(out), tensor.shape(), destination -> {
+                    nf4.read(0, destination, out);
+                    overflow.check(tensor.name(), nf4.absmax(), destination, out);
+                }));
+            }
+            return Dequantizer.write(target, checkpoint.metadata(), entries, checkpoint.files(), overflow);
+        } finally {
+            opened.forEach(BitsandbytesTensor::close);
+        }
+    }
+
+    /** Whether a checkpoint holds bitsandbytes 4-bit weights (a quant_state tensor). */
+    public static boolean holdsNf4(Checkpoint checkpoint) {
+        return checkpoint.tensors().stream().anyMatch(t -> t.name().endsWith(BitsandbytesNf4.STATE_SUFFIX));
     }
 
     private static MemorySegment part(Checkpoint checkpoint, String where, String p, String suffix, DType dtype, long bytes,

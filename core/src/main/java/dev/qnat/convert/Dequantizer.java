@@ -4,34 +4,124 @@ import dev.qnat.format.DType;
 import dev.qnat.format.Encoding;
 import dev.qnat.format.QnatFile;
 import dev.qnat.format.QnatTensor;
+import dev.qnat.io.FileSnapshot;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.safetensors.SafetensorsWriter;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 
 /** Turns a QNAT file back into a safetensors file: NF4 tensors dequantized, RAW tensors copied as stored. */
 public final class Dequantizer {
+    /** What a dequantization wrote: {@code overflowed} values became infinities (only when allowed). */
+    public record Summary(int tensors, long overflowed) {}
+
+    /** Dequantized values too large for the chosen dtype, which would be written as infinities. */
+    public static final class OverflowException extends IllegalArgumentException {
+        private static final long serialVersionUID = 1L;
+
+        OverflowException(String message) {
+            super(message);
+        }
+    }
+
     private Dequantizer() {}
 
     /**
      * Writes {@code qnat} as safetensors to {@code target}; NF4 tensors become {@code dtype}, or their
-     * source dtype when {@code dtype} is null. The file's metadata goes to {@code __metadata__}.
+     * source dtype when {@code dtype} is null. The file's metadata goes to {@code __metadata__}, with
+     * {@code "format": "pt"}, which transformers requires when there is metadata.
+     *
+     * @param allowOverflow write values beyond the dtype's range as infinities (and count them) instead
+     *                      of failing with {@link OverflowException}, the target left as it was
      */
-    public static void toSafetensors(QnatFile qnat, Path target, FloatType dtype) throws IOException {
+    public static Summary toSafetensors(QnatFile qnat, Path target, FloatType dtype, boolean allowOverflow)
+            throws IOException {
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
+        OverflowCounter overflow = new OverflowCounter(allowOverflow);
         for (QnatTensor tensor : qnat.tensors()) {
             if (tensor.encoding() == Encoding.RAW) {
                 entries.add(new SafetensorsWriter.Entry(tensor.name(), tensor.dtype(), tensor.shape(),
                         destination -> destination.copyFrom(tensor.data())));
             } else {
                 FloatType out = dtype != null ? dtype : tensor.dtype().floatType().orElseThrow();
-                entries.add(new SafetensorsWriter.Entry(tensor.name(), DType.of(out), tensor.shape(),
-                        destination -> tensor.dequantize(destination, out)));
+                entries.add(new SafetensorsWriter.Entry(tensor.name(), DType.of(out), tensor.shape(), destination -> {
+                    tensor.dequantize(destination, out);
+                    try (Arena arena = Arena.ofConfined()) {
+                        overflow.check(tensor.name(), tensor.hasZeroPoints() ? null : tensor.absmax(arena), destination,
+                                out);
+                    }
+                }));
             }
         }
-        SafetensorsWriter.write(target, Map.copyOf(qnat.metadata()), entries);
+        return write(target, qnat.metadata(), entries, qnat.snapshot().stream().toList(), overflow);
+    }
+
+    /**
+     * Writes dequantized tensors as safetensors, the source's metadata with {@code "format": "pt"}.
+     *
+     * @param inputs the files the entries read from, checked before and after
+     */
+    public static Summary write(Path target, Map<String, String> sourceMetadata, List<SafetensorsWriter.Entry> entries,
+                                List<FileSnapshot> inputs, OverflowCounter overflow) throws IOException {
+        Map<String, String> metadata = new LinkedHashMap<>(sourceMetadata);
+        metadata.put("format", "pt");
+        SafetensorsWriter.write(target, metadata, entries, inputs);
+        return new Summary(entries.size(), overflow.count());
+    }
+
+    /**
+     * Counts dequantized values that became infinities in a dtype narrower than F32, or refuses them.
+     * Only tensors with an absmax beyond the dtype's range are scanned: NF4 levels lie in [-1, 1].
+     */
+    public static final class OverflowCounter {
+        private final boolean allowed;
+        private final AtomicLong count = new AtomicLong();
+
+        /** @param allowed count the infinities instead of failing with {@link OverflowException} */
+        public OverflowCounter(boolean allowed) {
+            this.allowed = allowed;
+        }
+
+        /**
+         * Checks one tensor's dequantized {@code values}.
+         *
+         * @param absmax its f32 absmax values; null to scan in any case (levels shifted by zero points)
+         */
+        public void check(String name, MemorySegment absmax, MemorySegment values, FloatType type) {
+            if (type == FloatType.F32 || absmax != null && !exceeds(absmax, type.maxFinite())) {
+                return;
+            }
+            long infinite = 0;
+            for (long i = 0; i < values.byteSize() / type.byteSize(); i++) {
+                infinite += Float.isInfinite(type.read(values, i)) ? 1 : 0;
+            }
+            if (infinite > 0 && !allowed) {
+                throw new OverflowException("tensor '" + name + "': " + infinite + " values are beyond " + type
+                        + "'s largest finite value " + type.maxFinite() + " and would become infinities; "
+                        + "choose a wider dtype, or allow the overflow");
+            }
+            count.addAndGet(infinite);
+        }
+
+        /** Values written as infinities so far. */
+        public long count() {
+            return count.get();
+        }
+
+        private static boolean exceeds(MemorySegment absmax, float limit) {
+            for (long i = 0; i < absmax.byteSize() / 4; i++) {
+                if (Math.abs(FloatType.F32.read(absmax, i)) > limit) {
+                    return true;
+                }
+            }
+            return false;
+        }
     }
 }

@@ -100,7 +100,7 @@ public final class Quantizer {
         metadata.put("source", checkpoint.source().getFileName().toString());
         metadata.put("producer", "qnat " + Qnat.VERSION);
         metadata.put("created", Instant.now().toString());
-        QnatWriter.write(target, metadata, tensors, options.threads(), options.progress());
+        QnatWriter.write(target, metadata, tensors, options.threads(), options.progress(), checkpoint.files());
         int quantized = (int) tensors.stream().filter(t -> t.encoding() == dev.qnat.format.Encoding.NF4).count();
         return new Summary(quantized, tensors.size() - quantized, checkpoint.dataBytes(), java.nio.file.Files.size(target));
     }

@@ -5,6 +5,7 @@ import static dev.qnat.format.QnatLayout.ENTRY_SIZE;
 import static dev.qnat.format.QnatLayout.FIXED_HEADER_SIZE;
 import static dev.qnat.format.QnatLayout.SECTIONS;
 
+import dev.qnat.io.FileSnapshot;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.Nf4;
 import java.io.IOException;
@@ -41,6 +42,7 @@ public final class QnatFile implements AutoCloseable {
     private final List<QnatTensor> tensors;
     private final int[] nameIndex;
     private final long v1OffsetError;
+    private FileSnapshot snapshot;
 
     private QnatFile(Path path, Arena arena, MemorySegment file, boolean checkOnFirstRead, HeaderBytes bytes)
             throws FormatException {
@@ -80,10 +82,13 @@ public final class QnatFile implements AutoCloseable {
      * @param checkOnFirstRead whether each tensor's CRCs are checked the first time it is read
      */
     public static QnatFile open(Path path, boolean checkOnFirstRead) throws IOException, FormatException {
+        FileSnapshot snapshot = FileSnapshot.of(path);
         Arena arena = Arena.ofShared();
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
-            MemorySegment file = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);
-            return new QnatFile(path, arena, file, checkOnFirstRead, new HeaderBytes(file, path.toString()));
+            MemorySegment file = channel.map(FileChannel.MapMode.READ_ONLY, 0, snapshot.size(), arena);
+            QnatFile opened = new QnatFile(path, arena, file, checkOnFirstRead, new HeaderBytes(file, path.toString()));
+            opened.snapshot = snapshot;
+            return opened;
         } catch (IOException | RuntimeException | Error e) {
             arena.close();
             throw e;
@@ -97,6 +102,11 @@ public final class QnatFile implements AutoCloseable {
 
     public Path path() {
         return path;
+    }
+
+    /** The file as it was opened (empty for one read from memory): writers check it did not change. */
+    public Optional<FileSnapshot> snapshot() {
+        return Optional.ofNullable(snapshot);
     }
 
     String fileName() {

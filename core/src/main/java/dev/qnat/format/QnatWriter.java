@@ -8,6 +8,7 @@ import static dev.qnat.format.QnatLayout.TABLE;
 import dev.qnat.concurrent.Workers;
 import dev.qnat.io.AtomicMappedFile;
 import dev.qnat.io.Crc32c;
+import dev.qnat.io.FileSnapshot;
 import dev.qnat.io.Prefault;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.FloatType;
@@ -67,6 +68,17 @@ public final class QnatWriter {
      */
     public static void write(Path target, Map<String, String> metadata, List<TensorToWrite> tensors, int threads,
                              Progress progress) throws IOException {
+        write(target, metadata, tensors, threads, progress, List.of());
+    }
+
+    /**
+     * Writes as {@link #write(Path, Map, List, int, Progress)} does, from tensors mapped from
+     * {@code inputs}: the target may not be one of them, and none may change while they are read.
+     *
+     * @throws dev.qnat.io.FileSnapshot.InputChangedException an input was truncated or written to meanwhile
+     */
+    public static void write(Path target, Map<String, String> metadata, List<TensorToWrite> tensors, int threads,
+                             Progress progress, List<FileSnapshot> inputs) throws IOException {
         Objects.requireNonNull(target, "target");
         Objects.requireNonNull(progress, "progress");
         if (threads < 1) {
@@ -76,7 +88,7 @@ public final class QnatWriter {
         AtomicMappedFile.write(target, layout.fileLength, file -> {
             float[] dqOffsets = writeSections(file, layout, tensors, threads, progress);
             writeHeader(file, layout, tensors, dqOffsets);
-        });
+        }, inputs);
     }
 
     /** Fills every data section; returns the double-quantization offset of each tensor (0 if none). */

@@ -5,12 +5,15 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -19,8 +22,16 @@ import java.util.concurrent.ThreadLocalRandom;
 /**
  * Writes a file of a size known up front through a read-write mapping, all or nothing: a temp file
  * beside the target is sized once, mapped, filled, forced to disk and renamed onto the target in one
- * atomic step. On any failure the temp file is deleted and the target is left as it was. Temp files of
- * writers that died (killed, say) are removed by the next write to the same target.
+ * atomic step. On any failure the temp file is deleted and the target is left as it was.
+ *
+ * <p>Before anything is created the target is checked by {@link OutputTarget} against the inputs the
+ * filler reads; after the fill the inputs are checked again ({@link FileSnapshot}), so that an input
+ * truncated or rewritten meanwhile fails the write instead of producing a file from torn data. A fault
+ * while reading a truncated mapping (the JVM's {@code InternalError}) becomes an I/O error naming the file.
+ *
+ * <p>The writer holds a lock on its temp file until it is renamed. Temp files of writers that died
+ * (killed, say) are removed by the next write to the same target; one whose lock is held, by a process
+ * in another PID namespace sharing the folder for instance, is left alone.
  */
 public final class AtomicMappedFile {
     /** What fills the mapped file. */
@@ -56,61 +67,137 @@ public final class AtomicMappedFile {
 
     private AtomicMappedFile() {}
 
-    /** Whether a file name is one of this class's temp files (readers and listings skip them). */
-    public static boolean isPartial(Path path) {
-        String name = path.getFileName().toString();
-        return name.startsWith(".") && name.contains(PARTIAL_MARK);
+    /** Creates {@code target} with {@code size} bytes filled by {@code filler}, which reads no mapped file. */
+    public static void write(Path target, long size, Filler filler) throws IOException {
+        write(target, size, filler, List.of());
     }
 
-    /** Creates {@code target} with {@code size} bytes filled by {@code filler}. */
-    public static void write(Path target, long size, Filler filler) throws IOException {
-        Objects.requireNonNull(filler, "filler");
-        Path directory = target.toAbsolutePath().getParent();
-        if (!Files.isDirectory(directory)) {
-            throw new java.nio.file.NoSuchFileException(directory.toString(), null, "the output folder does not exist");
+    /** Creates {@code target} with {@code size} bytes filled by {@code filler}, which reads {@code inputs}. */
+    public static void write(Path target, long size, Filler filler, List<FileSnapshot> inputs) throws IOException {
+        try (Prepared prepared = prepare(target, size, filler, inputs)) {
+            prepared.commit();
         }
-        removeAbandonedPartials(directory, target.getFileName().toString());
-        Path temp = directory.resolve("." + target.getFileName() + PARTIAL_MARK + ProcessHandle.current().pid() + "."
+    }
+
+    /**
+     * Fills and forces a temp file for {@code target} without renaming it yet, so that several files can
+     * be made complete before the first is put in place. Closing a {@link Prepared} that was not
+     * committed deletes its temp file.
+     */
+    public static Prepared prepare(Path target, long size, Filler filler, List<FileSnapshot> inputs) throws IOException {
+        Objects.requireNonNull(filler, "filler");
+        Path real = OutputTarget.resolve(target, inputs);
+        Path directory = real.getParent();
+        removeAbandonedPartials(directory, real.getFileName().toString());
+        Path temp = directory.resolve("." + real.getFileName() + PARTIAL_MARK + ProcessHandle.current().pid() + "."
                 + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()));
-        boolean renamed = false;
         IN_PROGRESS.add(temp);
+        FileChannel channel = null;
         try {
-            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
-                    StandardOpenOption.WRITE); Arena arena = Arena.ofShared()) {
+            channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                    StandardOpenOption.WRITE);
+            channel.tryLock();
+            try (Arena arena = Arena.ofShared()) {
                 DiskSpace.reserve(temp, size);
                 if (size > 0 && channel.size() < size) {
                     channel.write(ByteBuffer.wrap(new byte[1]), size - 1);
                 }
                 MemorySegment file = channel.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
-                filler.fill(file);
+                fill(filler, file, inputs);
                 file.force();
             }
-            pauseIfAskedAt("beforeRename");
-            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            renamed = true;
-            pauseIfAskedAt("afterRename");
-            forceDirectory(directory);
-        } finally {
-            if (!renamed) {
-                Files.deleteIfExists(temp);
+            FileSnapshot.checkAllUnchanged(inputs);
+            return new Prepared(real, temp, channel);
+        } catch (IOException | RuntimeException | Error e) {
+            abandon(temp, channel);
+            throw e;
+        }
+    }
+
+    private static void fill(Filler filler, MemorySegment file, List<FileSnapshot> inputs) throws IOException {
+        try {
+            filler.fill(file);
+        } catch (InternalError e) {
+            throw FileSnapshot.mappedReadFailed(e, inputs);
+        }
+    }
+
+    private static void abandon(Path temp, FileChannel channel) throws IOException {
+        try {
+            if (channel != null) {
+                channel.close();
             }
+        } finally {
+            Files.deleteIfExists(temp);
             IN_PROGRESS.remove(temp);
         }
     }
 
-    /** Deletes temp files of earlier writes to this target whose process is gone. */
+    /** A complete temp file waiting to be renamed onto its target. */
+    public static final class Prepared implements AutoCloseable {
+        private final Path target;
+        private final Path temp;
+        private final FileChannel channel;
+        private boolean committed;
+
+        private Prepared(Path target, Path temp, FileChannel channel) {
+            this.target = target;
+            this.temp = temp;
+            this.channel = channel;
+        }
+
+        /** The real path the file is renamed to. */
+        public Path target() {
+            return target;
+        }
+
+        /** Renames the temp file onto the target in one atomic step and syncs the folder. */
+        public void commit() throws IOException {
+            pauseIfAskedAt("beforeRename");
+            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            committed = true;
+            IN_PROGRESS.remove(temp);
+            channel.close();
+            pauseIfAskedAt("afterRename");
+            forceDirectory(target.getParent());
+        }
+
+        /** Deletes the temp file unless it was committed. */
+        @Override
+        public void close() throws IOException {
+            if (!committed) {
+                abandon(temp, channel);
+            }
+        }
+    }
+
+    /**
+     * Deletes temp files of earlier writes to this target whose writer is gone: those whose lock can be
+     * taken. This JVM's own temp files are never opened here, since closing any descriptor of a file
+     * drops every POSIX lock this process holds on it.
+     */
     private static void removeAbandonedPartials(Path directory, String targetName) throws IOException {
         String prefix = "." + targetName + PARTIAL_MARK;
         try (DirectoryStream<Path> partials = Files.newDirectoryStream(directory,
                 path -> path.getFileName().toString().startsWith(prefix))) {
             for (Path partial : partials) {
-                String[] pidAndRandom = partial.getFileName().toString().substring(prefix.length()).split("\\.");
-                boolean alive = pidAndRandom.length == 2 && pidAndRandom[0].matches("\\d{1,18}")
-                        && ProcessHandle.of(Long.parseLong(pidAndRandom[0])).isPresent();
-                if (!alive) {
-                    Files.deleteIfExists(partial);
+                if (!IN_PROGRESS.contains(partial) && Files.isRegularFile(partial)) {
+                    deleteIfUnlocked(partial);
                 }
             }
+        }
+    }
+
+    private static void deleteIfUnlocked(Path partial) throws IOException {
+        try (FileChannel channel = FileChannel.open(partial, StandardOpenOption.WRITE)) {
+            FileLock lock = channel.tryLock();
+            if (lock != null) {
+                Files.deleteIfExists(partial);
+            }
+        } catch (OverlappingFileLockException e) {
+            // Held in this JVM by a writer that started since the listing: alive.
+        } catch (java.nio.file.NoSuchFileException e) {
+            // Renamed or removed by its writer meanwhile.
         }
     }
 

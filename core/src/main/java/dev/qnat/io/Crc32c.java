@@ -1,18 +1,31 @@
 package dev.qnat.io;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.zip.CRC32C;
 
-/** CRC-32C (Castagnoli) of memory segments of any size. */
+/**
+ * CRC-32C (Castagnoli) of memory segments of any size. Off-heap bytes are copied out in chunks first:
+ * the CRC intrinsic reads memory directly, and a mapped page that the file no longer backs (truncated by
+ * another process) would kill the JVM there, while the copy turns the fault into an {@code InternalError}.
+ */
 public final class Crc32c {
-    private static final long CHUNK = 1 << 30;
+    private static final int CHUNK = 1 << 16;
+    private static final ThreadLocal<byte[]> BUFFER = ThreadLocal.withInitial(() -> new byte[CHUNK]);
 
     private Crc32c() {}
 
     public static int of(MemorySegment segment) {
         CRC32C crc = new CRC32C();
+        if (segment.heapBase().isPresent()) {
+            crc.update(segment.asByteBuffer());
+            return (int) crc.getValue();
+        }
+        byte[] buffer = BUFFER.get();
         for (long offset = 0; offset < segment.byteSize(); offset += CHUNK) {
-            crc.update(segment.asSlice(offset, Math.min(CHUNK, segment.byteSize() - offset)).asByteBuffer());
+            int length = (int) Math.min(CHUNK, segment.byteSize() - offset);
+            MemorySegment.copy(segment, ValueLayout.JAVA_BYTE, offset, buffer, 0, length);
+            crc.update(buffer, 0, length);
         }
         return (int) crc.getValue();
     }

@@ -30,6 +30,15 @@ public enum FloatType {
         return byteSize;
     }
 
+    /** The largest finite value of this type: anything larger in magnitude becomes infinity here. */
+    public float maxFinite() {
+        return switch (this) {
+            case F32 -> Float.MAX_VALUE;
+            case F16 -> Float.float16ToFloat((short) 0x7BFF);
+            case BF16 -> Float.intBitsToFloat(0x7F7F0000);
+        };
+    }
+
     /** Element {@code index} of little-endian elements of this type in {@code segment}, as a float (exact). */
     public float read(MemorySegment segment, long index) {
         return this == F32 ? segment.getAtIndex(LE_FLOAT, index) : halfBitsToFloat(segment.getAtIndex(LE_SHORT, index));

@@ -83,8 +83,8 @@ public final class Nf4 {
     /** Quantizes the elements of {@code src}, a whole number of {@code srcType} elements, on this thread. */
     public static void quantize(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
                                 MemorySegment absmax) {
-        Nf4Kernels kernels = Nf4KernelProvider.kernels();
         long count = checkQuantize(src, srcType, blockSize, codes, absmax);
+        Nf4Kernels kernels = Nf4KernelProvider.kernelsReading(src);
         long bad = kernels.firstNonFinite(src, srcType, 0, count);
         if (bad >= 0) {
             throw nonFinite(src, srcType, bad);
@@ -102,8 +102,8 @@ public final class Nf4 {
     public static void quantizeParallel(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
                                         MemorySegment absmax, Executor executor) {
         Objects.requireNonNull(executor, "executor");
-        Nf4Kernels kernels = Nf4KernelProvider.kernels();
         long count = checkQuantize(src, srcType, blockSize, codes, absmax);
+        Nf4Kernels kernels = Nf4KernelProvider.kernelsReading(src);
         List<long[]> ranges = blockRanges(count, blockSize, executor, src, codes, absmax);
         // First every range is scanned, so that a bad element anywhere stops the call before any write.
         long bad = runAll(ranges, executor, range -> kernels.firstNonFinite(src, srcType,
@@ -127,8 +127,8 @@ public final class Nf4 {
      */
     public static void quantizeBlocks(MemorySegment src, FloatType srcType, int blockSize, long firstBlock,
                                       long endBlock, MemorySegment codes, MemorySegment absmax) {
-        Nf4Kernels kernels = Nf4KernelProvider.kernels();
         long count = checkQuantize(src, srcType, blockSize, codes, absmax);
+        Nf4Kernels kernels = Nf4KernelProvider.kernelsReading(src);
         long blocks = blockCount(count, blockSize);
         if (firstBlock < 0 || firstBlock > endBlock || endBlock > blocks) {
             throw new IndexOutOfBoundsException("blocks [" + firstBlock + ", " + endBlock + ") of " + blocks);
@@ -183,7 +183,7 @@ public final class Nf4 {
     public static void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, MemorySegment dst,
                                   FloatType dstType) {
         long count = checkDequantize(codes, absmax, blockSize, dst, dstType);
-        Nf4KernelProvider.kernels().dequantize(codes, absmax, blockSize, count, 0, blockCount(count, blockSize),
+        Nf4KernelProvider.kernelsReading(codes, absmax).dequantize(codes, absmax, blockSize, count, 0, blockCount(count, blockSize),
                 dst, dstType);
     }
 
@@ -197,8 +197,8 @@ public final class Nf4 {
     public static void dequantizeParallel(MemorySegment codes, MemorySegment absmax, int blockSize,
                                           MemorySegment dst, FloatType dstType, Executor executor) {
         Objects.requireNonNull(executor, "executor");
-        Nf4Kernels kernels = Nf4KernelProvider.kernels();
         long count = checkDequantize(codes, absmax, blockSize, dst, dstType);
+        Nf4Kernels kernels = Nf4KernelProvider.kernelsReading(codes, absmax);
         runAll(blockRanges(count, blockSize, executor, codes, absmax, dst), executor, range -> {
             kernels.dequantize(codes, absmax, blockSize, count, range[0], range[1], dst, dstType);
             return 0L;

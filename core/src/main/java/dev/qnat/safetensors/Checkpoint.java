@@ -5,6 +5,7 @@ import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.JsonInput;
+import dev.qnat.io.FileSnapshot;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,14 +27,21 @@ public final class Checkpoint implements AutoCloseable {
     public static final String SINGLE_NAME = "model.safetensors";
 
     private final Path source;
+    private final List<FileSnapshot> files;
     private final List<SafetensorsFile> shards;
     private final Map<String, String> metadata;
     private final TensorList tensors;
 
-    private Checkpoint(Path source, List<SafetensorsFile> shards, Map<String, String> metadata,
+    private Checkpoint(Path source, FileSnapshot index, List<SafetensorsFile> shards, Map<String, String> metadata,
                        List<SafetensorsTensor> tensors) {
         this.source = source;
         this.shards = List.copyOf(shards);
+        List<FileSnapshot> all = new ArrayList<>();
+        if (index != null) {
+            all.add(index);
+        }
+        shards.forEach(shard -> shard.snapshot().ifPresent(all::add));
+        this.files = List.copyOf(all);
         this.metadata = Collections.unmodifiableMap(metadata);
         this.tensors = TensorList.of(tensors);
     }
@@ -54,16 +62,18 @@ public final class Checkpoint implements AutoCloseable {
 
     private static Checkpoint openSingle(Path file) throws IOException, FormatException {
         SafetensorsFile single = SafetensorsFile.open(file);
-        return new Checkpoint(file, List.of(single), new LinkedHashMap<>(single.metadata()), single.tensors());
+        return new Checkpoint(file, null, List.of(single), new LinkedHashMap<>(single.metadata()), single.tensors());
     }
 
     private static Checkpoint openIndex(Path indexFile) throws IOException, FormatException {
+        FileSnapshot index = FileSnapshot.of(indexFile);
         Map<String, String> metadata = new LinkedHashMap<>();
         Map<String, String> weightMap = new LinkedHashMap<>();
         readIndex(indexFile, metadata, weightMap);
         Map<String, SafetensorsFile> shards = new LinkedHashMap<>();
         try {
-            Path folder = indexFile.toAbsolutePath().getParent();
+            // Real paths on both sides: "./sharded", "sharded/." or a link name the index the same folder.
+            Path folder = index.file().getParent();
             for (String shardName : weightMap.values()) {
                 if (!shards.containsKey(shardName)) {
                     Path shard = folder.resolve(shardName).normalize();
@@ -95,7 +105,7 @@ public final class Checkpoint implements AutoCloseable {
                             + entry.getValue() + "', which does not hold it");
                 }
             }
-            return new Checkpoint(indexFile, new ArrayList<>(shards.values()), metadata, tensors);
+            return new Checkpoint(indexFile, index, new ArrayList<>(shards.values()), metadata, tensors);
         } catch (IOException | RuntimeException e) {
             shards.values().forEach(SafetensorsFile::close);
             throw e;
@@ -157,6 +167,11 @@ public final class Checkpoint implements AutoCloseable {
     /** The file or index this checkpoint was opened from. */
     public Path source() {
         return source;
+    }
+
+    /** Every file this checkpoint reads, the index included, as it was when opened. */
+    public List<FileSnapshot> files() {
+        return files;
     }
 
     /** The metadata: a single file's {@code __metadata__}, or the index's {@code metadata}. */

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.format.DType;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.JsonInput;
+import dev.qnat.io.FileSnapshot;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -39,6 +40,7 @@ public final class SafetensorsFile implements AutoCloseable {
     private final Arena arena;
     private final Map<String, String> metadata;
     private final TensorList tensors;
+    private FileSnapshot snapshot;
 
     private SafetensorsFile(Path path, Arena arena, Map<String, String> metadata, List<SafetensorsTensor> tensors) {
         this.path = path;
@@ -49,10 +51,13 @@ public final class SafetensorsFile implements AutoCloseable {
 
     /** Opens, maps and validates a safetensors file. */
     public static SafetensorsFile open(Path path) throws IOException, FormatException {
+        FileSnapshot snapshot = FileSnapshot.of(path);
         Arena arena = Arena.ofShared();
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
-            MemorySegment file = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);
-            return read(path, arena, file);
+            MemorySegment file = channel.map(FileChannel.MapMode.READ_ONLY, 0, snapshot.size(), arena);
+            SafetensorsFile opened = read(path, arena, file);
+            opened.snapshot = snapshot;
+            return opened;
         } catch (IOException | RuntimeException | Error e) {
             arena.close();
             throw e;
@@ -253,6 +258,11 @@ public final class SafetensorsFile implements AutoCloseable {
 
     public Optional<SafetensorsTensor> tensor(String name) {
         return tensors.find(name);
+    }
+
+    /** The file as it was opened (empty for one read from memory): writers check it did not change. */
+    public Optional<FileSnapshot> snapshot() {
+        return Optional.ofNullable(snapshot);
     }
 
     /** Unmaps the file; its tensors' data cannot be read after this. */

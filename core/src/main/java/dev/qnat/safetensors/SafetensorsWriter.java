@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import dev.qnat.format.DType;
 import dev.qnat.io.AtomicMappedFile;
+import dev.qnat.io.FileSnapshot;
 import dev.qnat.io.Prefault;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -82,6 +83,12 @@ public final class SafetensorsWriter {
 
     /** Writes tensors whose bytes each come from their own filler. */
     public static void write(Path target, Map<String, String> metadata, List<Entry> tensors) throws IOException {
+        write(target, metadata, tensors, List.of());
+    }
+
+    /** Writes tensors whose bytes each come from their own filler, reading data mapped from {@code inputs}. */
+    public static void write(Path target, Map<String, String> metadata, List<Entry> tensors, List<FileSnapshot> inputs)
+            throws IOException {
         write(target, metadata, tensors, slices -> {
             List<Prefault.Range> inFillOrder = tensors.stream().map(e -> new Prefault.Range(slices.get(e.name()), true)).toList();
             try (Prefault.Ahead ahead = Prefault.ahead(inFillOrder)) {
@@ -89,7 +96,7 @@ public final class SafetensorsWriter {
                     e.filler().fill(slices.get(e.name()));
                 }
             }
-        });
+        }, inputs);
     }
 
     /**
@@ -98,6 +105,23 @@ public final class SafetensorsWriter {
      */
     public static void write(Path target, Map<String, String> metadata, List<Entry> tensors, BodyFiller body)
             throws IOException {
+        write(target, metadata, tensors, body, List.of());
+    }
+
+    /** Writes as {@link #write(Path, Map, List, BodyFiller)} does, from data mapped from {@code inputs}. */
+    public static void write(Path target, Map<String, String> metadata, List<Entry> tensors, BodyFiller body,
+                             List<FileSnapshot> inputs) throws IOException {
+        try (AtomicMappedFile.Prepared prepared = prepare(target, metadata, tensors, body, inputs)) {
+            prepared.commit();
+        }
+    }
+
+    /**
+     * Writes the file complete beside {@code target} without renaming it into place yet
+     * ({@link AtomicMappedFile#prepare}), for a writer that puts several files in place together.
+     */
+    public static AtomicMappedFile.Prepared prepare(Path target, Map<String, String> metadata, List<Entry> tensors,
+                                                    BodyFiller body, List<FileSnapshot> inputs) throws IOException {
         Set<String> names = new HashSet<>();
         for (Entry e : tensors) {
             if (e.name().equals(SafetensorsFile.METADATA_KEY) || !names.add(e.name())) {
@@ -116,7 +140,7 @@ public final class SafetensorsWriter {
         }
         byte[] header = header(metadata, ordered, begins, ends);
         long dataStart = 8L + header.length;
-        AtomicMappedFile.write(target, dataStart + position, file -> {
+        return AtomicMappedFile.prepare(target, dataStart + position, file -> {
             file.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, header.length);
             MemorySegment.copy(header, 0, file, ValueLayout.JAVA_BYTE, 8, header.length);
             Map<String, MemorySegment> slices = new java.util.HashMap<>();
@@ -124,7 +148,7 @@ public final class SafetensorsWriter {
                 slices.put(ordered.get(i).name(), file.asSlice(dataStart + begins[i], ends[i] - begins[i]));
             }
             body.fill(slices);
-        });
+        }, inputs);
     }
 
     private static byte[] header(Map<String, String> metadata, List<Entry> ordered, long[] begins, long[] ends) {

@@ -88,7 +88,7 @@ public class ConversionTest {
                 assertEquals(Encoding.RAW, file.tensor("model.norm.weight").orElseThrow().encoding());
                 assertEquals(Encoding.NF4, file.tensor("model.embed_tokens.weight").orElseThrow().encoding());
                 assertEquals("qnat " + dev.qnat.Qnat.VERSION, file.metadata().get("producer"));
-                Dequantizer.toSafetensors(file, back, null);
+                Dequantizer.toSafetensors(file, back, null, false);
             }
             try (SafetensorsFile restored = SafetensorsFile.open(back)) {
                 assertEquals(MODEL.size(), restored.tensors().size());

@@ -80,21 +80,31 @@ class QnatWriterFailureTest {
     }
 
     @Test
-    void partialsOfDeadWritersAreRemovedOthersKept() throws Exception {
+    void partialsOfDeadWritersAreRemovedLockedOnesKept() throws Exception {
         Path target = dir.resolve("m.qnat");
-        Path dead = dir.resolve(".m.qnat" + dev.qnat.io.AtomicMappedFile.PARTIAL_MARK + "2147483646.0badc0de");
-        Path mine = dir.resolve(".m.qnat" + dev.qnat.io.AtomicMappedFile.PARTIAL_MARK + ProcessHandle.current().pid() + ".0badc0de");
-        Path otherTarget = dir.resolve(".n.qnat" + dev.qnat.io.AtomicMappedFile.PARTIAL_MARK + "2147483646.0badc0de");
-        for (Path p : List.of(dead, mine, otherTarget)) {
+        String mark = dev.qnat.io.AtomicMappedFile.PARTIAL_MARK;
+        Path dead = dir.resolve(".m.qnat" + mark + "2147483646.0badc0de");
+        // A writer in another PID namespace: its PID means nothing here, its lock proves it alive.
+        Path live = dir.resolve(".m.qnat" + mark + "2147483645.0badc0de");
+        Path otherTarget = dir.resolve(".n.qnat" + mark + "2147483646.0badc0de");
+        for (Path p : List.of(dead, live, otherTarget)) {
             Files.write(p, new byte[10]);
         }
-        QnatWriter.write(target, Map.of(), List.of());
-        assertFalse(Files.exists(dead), "a dead process's partial is cleaned up");
-        assertTrue(Files.exists(mine), "a live writer's partial is left alone");
+        Process holder = dev.qnat.io.LockHolder.start(live);
+        try {
+            QnatWriter.write(target, Map.of(), List.of());
+        } finally {
+            holder.getOutputStream().close();
+            holder.waitFor();
+        }
+        assertFalse(Files.exists(dead), "a dead writer's partial is cleaned up");
+        assertTrue(Files.exists(live), "a partial whose writer holds its lock is left alone");
         assertTrue(Files.exists(otherTarget), "other targets' partials are left alone");
         try (QnatFile qnat = QnatFile.open(target)) {
             assertEquals(0, qnat.tensors().size());
         }
+        QnatWriter.write(target, Map.of(), List.of());
+        assertFalse(Files.exists(live), "once its writer is gone, the partial is cleaned up");
     }
 
     @Test

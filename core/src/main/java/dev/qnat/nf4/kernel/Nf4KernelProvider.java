@@ -1,5 +1,6 @@
 package dev.qnat.nf4.kernel;
 
+import java.lang.foreign.MemorySegment;
 import com.sun.management.HotSpotDiagnosticMXBean;
 import java.lang.System.Logger.Level;
 import java.lang.management.ManagementFactory;
@@ -14,11 +15,25 @@ import java.util.Optional;
 public final class Nf4KernelProvider {
     private static final System.Logger LOG = System.getLogger("dev.qnat.nf4");
     private static final Nf4Kernels CHOSEN = choose();
+    private static final Nf4Kernels STAGED = new StagedNf4Kernels(CHOSEN);
 
     private Nf4KernelProvider() {}
 
     /** The kernels this JVM uses. */
     public static Nf4Kernels kernels() {
+        return CHOSEN;
+    }
+
+    /**
+     * The kernels for work that reads these inputs: the chosen ones, staged through a heap buffer when
+     * an input is a mapped file, so that a file truncated under the mapping cannot crash the JVM.
+     */
+    public static Nf4Kernels kernelsReading(MemorySegment... inputs) {
+        for (MemorySegment input : inputs) {
+            if (input.isMapped()) {
+                return STAGED;
+            }
+        }
         return CHOSEN;
     }
 

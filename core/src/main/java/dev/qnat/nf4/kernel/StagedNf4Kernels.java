@@ -1,0 +1,100 @@
+package dev.qnat.nf4.kernel;
+
+import dev.qnat.nf4.FloatType;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Runs other kernels on inputs that are mapped files, through a small heap buffer per thread: each chunk
+ * of input is copied out of the mapping first. A vector load from a mapped page that the file no longer
+ * backs (truncated by another process) kills the JVM with SIGBUS, while the copy turns the same fault
+ * into an {@code InternalError} that the writers report as an I/O error. The chunk stays in cache for the
+ * kernel, so the input is still read from memory once. Outputs are written in place.
+ */
+final class StagedNf4Kernels implements Nf4Kernels {
+    /** Input bytes per chunk: 64 KiB, in L2 with the kernel's output. */
+    private static final int CHUNK_BYTES = 1 << 16;
+
+    private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
+
+    private final Nf4Kernels inner;
+
+    StagedNf4Kernels(Nf4Kernels inner) {
+        this.inner = inner;
+    }
+
+    /** Two growable heap buffers of one thread: input elements (or codes) and absmax values. */
+    private static final class Buffers {
+        private byte[] values = new byte[CHUNK_BYTES];
+        private byte[] scales = new byte[CHUNK_BYTES];
+
+        MemorySegment values(MemorySegment from, long offset, long length) {
+            if (values.length < length) {
+                values = new byte[(int) length];
+            }
+            return copy(from, offset, values, length);
+        }
+
+        MemorySegment scales(MemorySegment from, long offset, long length) {
+            if (scales.length < length) {
+                scales = new byte[(int) length];
+            }
+            return copy(from, offset, scales, length);
+        }
+
+        private static MemorySegment copy(MemorySegment from, long offset, byte[] to, long length) {
+            MemorySegment staged = MemorySegment.ofArray(to).asSlice(0, length);
+            MemorySegment.copy(from, offset, staged, 0, length);
+            return staged;
+        }
+    }
+
+    @Override
+    public String name() {
+        return inner.name();
+    }
+
+    @Override
+    public long firstNonFinite(MemorySegment src, FloatType type, long from, long to) {
+        long perChunk = CHUNK_BYTES / type.byteSize();
+        Buffers buffers = BUFFERS.get();
+        for (long start = from; start < to; start += perChunk) {
+            long n = Math.min(perChunk, to - start);
+            long found = inner.firstNonFinite(buffers.values(src, start * type.byteSize(), n * type.byteSize()), type, 0, n);
+            if (found >= 0) {
+                return start + found;
+            }
+        }
+        return -1;
+    }
+
+    @Override
+    public void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                         MemorySegment codes, MemorySegment absmax) {
+        long blocksPerChunk = Math.max(1, CHUNK_BYTES / type.byteSize() / blockSize);
+        Buffers buffers = BUFFERS.get();
+        for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
+            long end = Math.min(endBlock, first + blocksPerChunk);
+            long from = first * blockSize;
+            long n = Math.min(count, end * blockSize) - from;
+            MemorySegment chunk = buffers.values(src, type.byteSize() * from, type.byteSize() * n);
+            inner.quantize(chunk, type, n, blockSize, 0, end - first, codes.asSlice(from / 2), absmax.asSlice(4 * first));
+        }
+    }
+
+    @Override
+    public void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, long count, long firstBlock,
+                           long endBlock, MemorySegment dst, FloatType type) {
+        long blocksPerChunk = Math.max(1, 2L * CHUNK_BYTES / blockSize);
+        Buffers buffers = BUFFERS.get();
+        for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
+            long end = Math.min(endBlock, first + blocksPerChunk);
+            long from = first * blockSize;
+            long n = Math.min(count, end * blockSize) - from;
+            MemorySegment chunkCodes = codes.isMapped() ? buffers.values(codes, from / 2, (n + 1) / 2)
+                    : codes.asSlice(from / 2);
+            MemorySegment chunkAbsmax = absmax.isMapped() ? buffers.scales(absmax, 4 * first, 4 * (end - first))
+                    : absmax.asSlice(4 * first);
+            inner.dequantize(chunkCodes, chunkAbsmax, blockSize, n, 0, end - first, dst.asSlice(type.byteSize() * from), type);
+        }
+    }
+}
