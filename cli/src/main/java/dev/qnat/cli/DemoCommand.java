@@ -3,6 +3,7 @@ package dev.qnat.cli;
 import dev.qnat.convert.Dequantizer;
 import dev.qnat.convert.Quantizer;
 import dev.qnat.format.QnatFile;
+import dev.qnat.io.OutputTarget;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.io.PrintWriter;
@@ -52,8 +53,8 @@ final class DemoCommand implements Callable<Integer> {
             List<String> present = FILES.stream().filter(name -> Files.exists(dir.resolve(name), LinkOption.NOFOLLOW_LINKS))
                     .toList();
             if (!present.isEmpty()) {
-                throw new CommandLine.ParameterException(spec.commandLine(), "--dir " + dir + " already holds "
-                        + String.join(", ", present) + "; the demo writes only new files: give an empty or new folder");
+                throw new OutputTarget.OutputRefusedException(dir, "already holds " + String.join(", ", present)
+                        + "; the demo writes only new files: give --dir an empty or new folder");
             }
         }
         Path work = dir != null ? Files.createDirectories(dir) : Files.createTempDirectory("qnat-demo-");

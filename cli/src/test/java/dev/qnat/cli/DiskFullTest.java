@@ -44,4 +44,29 @@ class DiskFullTest {
             run("umount", small.toString());
         }
     }
+
+    @Test
+    void aFullDiskAfterTheBitsandbytesModelLeavesNeitherModelNorConfig() throws Exception {
+        Path model = dir.resolve("model.safetensors");
+        DemoCheckpoint.write(model, 1, 256, 8192);
+        Path roomy = Files.createDirectories(dir.resolve("roomy"));
+        assertEquals(0, CliTest.qnat("quantize", model.toString(), "-o", roomy.resolve("bnb.safetensors").toString(),
+                "--format", "bnb").code());
+        long pages = (Files.size(roomy.resolve("bnb.safetensors")) + 4095) / 4096;
+        Path small = Files.createDirectories(dir.resolve("small"));
+        // Room for the model's pages and not one more: the config's temp file is what finds the disk full.
+        assumeTrue(run("mount", "-t", "tmpfs", "-o", "size=" + pages * 4096, "tmpfs", small.toString()),
+                "cannot mount a small tmpfs here (needs root and mount), so no full disk to test against");
+        try {
+            CliTest.Result r = CliTest.qnat("quantize", model.toString(), "-o", small.resolve("bnb.safetensors").toString(),
+                    "--format", "bnb");
+            assertEquals(4, r.code(), r.err());
+            assertTrue(r.err().contains("not enough disk space") && r.err().contains("quantization_config.json"), r.err());
+            try (Stream<Path> left = Files.list(small)) {
+                assertEquals(List.of(), left.toList(), "no model, no config and no temp file");
+            }
+        } finally {
+            run("umount", small.toString());
+        }
+    }
 }

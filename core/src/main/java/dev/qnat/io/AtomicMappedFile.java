@@ -44,9 +44,10 @@ public final class AtomicMappedFile {
     public static final String PARTIAL_MARK = ".qnat-partial.";
 
     /**
-     * Fault-test hook: with {@code -Dqnat.io.pauseAt=beforeRename} (temp file complete and forced) or
-     * {@code afterRename} (target replaced, folder not yet synced) a writer says so on stderr and waits
-     * there for a minute, so a test can kill it at exactly that moment.
+     * Fault-test hook: with {@code -Dqnat.io.pauseAt=beforeFill} (temp file mapped, inputs not yet read),
+     * {@code beforeRename} (temp file complete and forced) or {@code afterRename} (target replaced, folder
+     * not yet synced) a writer says so on stderr and waits there for a line on stdin, so that a test can
+     * change an input, or kill the writer, at exactly that moment.
      */
     private static final String PAUSE_AT = System.getProperty("qnat.io.pauseAt", "");
 
@@ -103,6 +104,7 @@ public final class AtomicMappedFile {
                     channel.write(ByteBuffer.wrap(new byte[1]), size - 1);
                 }
                 MemorySegment file = channel.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
+                pauseIfAskedAt("beforeFill");
                 fill(filler, file, inputs);
                 file.force();
             }
@@ -206,9 +208,12 @@ public final class AtomicMappedFile {
             System.err.println("qnat: paused " + point);
             System.err.flush();
             try {
-                Thread.sleep(60_000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+                int c;
+                do {
+                    c = System.in.read();
+                } while (c != -1 && c != '\n');
+            } catch (IOException e) {
+                // No stdin to wait on: go on.
             }
         }
     }
