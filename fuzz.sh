@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(SafetensorsFuzzTest#safetensors IndexFuzzTest#index QnatFuzzTest#qnatV2 QnatFuzzTest#qnatV1
-           BitsandbytesFuzzTest#importer CodecFuzzTest#vectorEqualsScalar)
+           BitsandbytesFuzzTest#importer BitsandbytesFuzzTest#shapes CodecFuzzTest#vectorEqualsScalar)
 fi
 args="--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+EnableDynamicAgentLoading -Xmx512m"
 args+=" -Djunit.jupiter.execution.timeout.mode=disabled"

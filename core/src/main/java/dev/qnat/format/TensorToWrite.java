@@ -108,7 +108,12 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
         return elementCount(name, shape);
     }
 
-    static long elementCount(String name, long[] shape) {
+    /**
+     * The number of elements of a tensor of {@code shape}, checked as the writer checks it: at most
+     * {@link #MAX_RANK} dimensions, none negative, fewer than 2^62 elements; otherwise an
+     * IllegalArgumentException naming the tensor.
+     */
+    public static long elementCount(String name, long[] shape) {
         if (shape.length > MAX_RANK) {
             throw new IllegalArgumentException("tensor '" + name + "' has " + shape.length + " dimensions, more than "
                     + MAX_RANK);
