@@ -13,6 +13,7 @@ import java.io.StringWriter;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -150,6 +151,18 @@ class CliTest {
         assertEquals(1, bad.err().lines().count(), "one line, no stack trace");
         assertTrue(qnat("--verbose", "quantize", garbage.toString(), "-o", dir.resolve("g.qnat").toString())
                 .err().contains("\tat "), "--verbose adds the stack trace");
+    }
+
+    @Test
+    void aTensorWithAnEmptyNameIsMalformedInput() throws Exception {
+        byte[] header = "{\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}".getBytes(StandardCharsets.UTF_8);
+        ByteBuffer bytes = ByteBuffer.allocate(8 + header.length + 4).order(ByteOrder.LITTLE_ENDIAN);
+        bytes.putLong(header.length).put(header);
+        Path file = dir.resolve("empty-name.safetensors");
+        Files.write(file, bytes.array());
+        Result r = qnat("inspect", file.toString());
+        assertEquals(3, r.code(), r.err());
+        assertEquals("qnat: " + file + ": a tensor has an empty name\n", r.err());
     }
 
     @Test

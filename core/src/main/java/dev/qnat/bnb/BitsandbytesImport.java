@@ -160,6 +160,8 @@ public final class BitsandbytesImport {
                     default -> parser.skipChildren();
                 }
             }
+        } catch (FormatException e) {
+            throw e; // says what and where already; the catch of IOException below would wrap it
         } catch (StreamReadException e) {
             throw new FormatException(where + ": quant_state is not valid JSON: " + e.getOriginalMessage(), e);
         } catch (IOException e) {

@@ -259,8 +259,8 @@ class BitsandbytesTest {
                     DType.U8, new long[] {state.length}, MemorySegment.ofArray(state))));
             try (Checkpoint checkpoint = Checkpoint.open(file)) {
                 FormatException e = assertThrows(FormatException.class, () -> BitsandbytesImport.plan(checkpoint), shape);
-                assertTrue(e.getMessage().startsWith(file + ": tensor 'w'") && e.getMessage().contains("shape"),
-                        e.getMessage());
+                assertTrue(e.getMessage().startsWith(file + ": tensor 'w'") && e.getMessage().contains("shape")
+                        && !e.getMessage().contains("cannot be read"), e.getMessage());
             }
         }
     }
