@@ -124,6 +124,33 @@ class CliTest {
     }
 
     @Test
+    void includeAndExcludeMatchNamesAsStrings() throws Exception {
+        Path odd = dir.resolve("odd-names.safetensors");
+        MemorySegment zeros = MemorySegment.ofArray(new byte[4 * 64]);
+        SafetensorsWriter.write(odd, Map.of(), Stream.of("nul\u0000.weight", "caf\u00e9.weight", "dir/x.weight")
+                .map(name -> SafetensorsWriter.Entry.copy(name, DType.F32, new long[] {8, 8}, zeros)).toList());
+        Result q = qnat("quantize", odd.toString(), "-o", dir.resolve("odd.qnat").toString(), "--no-stats",
+                "--include", "nul?.*", "--include", "caf\u00e9.*", "--include", "dir*", "--exclude", "*/x.*");
+        assertEquals(0, q.code(), q.err());
+        assertTrue(q.out().contains("quantized 2 tensors to NF4 (block 64, double quantization), kept 1"), q.out());
+    }
+
+    @Test
+    void badOrUnmatchedGlobsAreUsageErrorsAndWriteNothing() throws Exception {
+        Path out = dir.resolve("q.qnat");
+        List<String> before = listing();
+        Result bad = qnat("quantize", model.toString(), "-o", out.toString(), "--exclude", "*.[mlp");
+        assertEquals(2, bad.code(), bad.err());
+        assertTrue(bad.err().startsWith("--exclude: the glob '*.[mlp' has a [ without its ]"), bad.err());
+        Result unmatched = qnat("quantize", model.toString(), "-o", out.toString(), "--include", "*.mlp.*",
+                "--include", "*.mlpp.*");
+        assertEquals(2, unmatched.code(), unmatched.err());
+        assertEquals("qnat: --include '*.mlpp.*' matches no tensor of " + model + "\n", unmatched.err());
+        assertEquals("", unmatched.out());
+        assertEquals(before, listing(), "no output and no temp file");
+    }
+
+    @Test
     void damagedMissingAndMalformedInputs() throws Exception {
         Path out = dir.resolve("model.qnat");
         assertEquals(0, qnat("quantize", model.toString(), "-o", out.toString(), "--no-stats").code());
