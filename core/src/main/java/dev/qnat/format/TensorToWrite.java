@@ -34,13 +34,13 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
     public static final int MAX_RANK = 64;
 
     public TensorToWrite {
-        Objects.requireNonNull(name, "name");
+        TensorNames.check(Objects.requireNonNull(name, "name"));
         shape = Objects.requireNonNull(shape, "shape").clone();
         Objects.requireNonNull(dtype, "dtype");
         Objects.requireNonNull(data, "data");
         Objects.requireNonNull(encoding, "encoding");
         int nameBytes = name.getBytes(StandardCharsets.UTF_8).length;
-        if (nameBytes == 0 || nameBytes > MAX_NAME_BYTES) {
+        if (nameBytes > MAX_NAME_BYTES) {
             throw new IllegalArgumentException("tensor name must have 1 to " + MAX_NAME_BYTES + " UTF-8 bytes, '" + name
                     + "' has " + nameBytes);
         }
