@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(SafetensorsFuzzTest#safetensors IndexFuzzTest#index QnatFuzzTest#qnatV2 QnatFuzzTest#qnatV1
-           BitsandbytesFuzzTest#importer CodecFuzzTest#vectorEqualsScalar OutputTargetFuzzTest#outputPaths)
+           BitsandbytesFuzzTest#importer BitsandbytesFuzzTest#shapes CodecFuzzTest#vectorEqualsScalar
+           OutputTargetFuzzTest#outputPaths)
 fi
 args="--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+EnableDynamicAgentLoading -Xmx512m"
 args+=" -Djunit.jupiter.execution.timeout.mode=disabled"

@@ -107,7 +107,8 @@ final class CompareCommand implements Callable<Integer> {
             }
             out.println(s.append("]}"));
         } else {
-            int width = all.stream().mapToInt(x -> x.name().length()).max().orElse(4);
+            // %-0s is not a format: at least 1, whatever the names
+            int width = Math.max(1, all.stream().mapToInt(x -> x.name().length()).max().orElse(4));
             for (Comparison.Stats x : all) {
                 out.printf("  %-" + width + "s  %s%n", x.name(), x.line());
             }

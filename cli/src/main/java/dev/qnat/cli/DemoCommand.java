@@ -71,7 +71,7 @@ final class DemoCommand implements Callable<Integer> {
                     layers, hidden, parameters, Units.bytes(Files.size(model)), Units.seconds(System.nanoTime() - t0));
 
             out.println("2/5 quantize   NF4, block 64, double quantization, norms kept:");
-            QuantizeCommand.run(model, qnat, QuantizeCommand.Format.qnat, Quantizer.Options.defaults(), false,
+            QuantizeCommand.run(model, qnat, QuantizeCommand.Format.qnat, Quantizer.Options.defaults(), List.of(), false,
                     new IndentingWriter(out), err);
             created.add(qnat);
 

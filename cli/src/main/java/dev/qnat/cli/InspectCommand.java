@@ -101,7 +101,8 @@ final class InspectCommand implements Callable<Integer> {
             out.println(note);
         }
         metadata.forEach((k, v) -> out.printf("  %s = %s%n", k, v));
-        int width = rows.stream().mapToInt(r -> r[0].length()).max().orElse(4);
+        // %-0s is not a format: at least 1, whatever the names
+        int width = Math.max(1, rows.stream().mapToInt(r -> r[0].length()).max().orElse(4));
         for (String[] r : rows) {
             out.printf("  %-" + width + "s  %-16s %-5s %-26s %12s%n", r[0], r[1], r[2], r[3], Units.bytes(Long.parseLong(r[4])));
         }

@@ -2,17 +2,24 @@ package dev.qnat.cli;
 
 import dev.qnat.format.QnatWriter;
 import java.io.PrintWriter;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 
 /**
- * Progress of a long job in bytes of input: a progress bar (bytes, rate, time left) on a terminal,
- * a plain line every few seconds otherwise.
+ * Progress of a long job in bytes of input: a progress bar (bytes, rate, time left) when standard
+ * error is a terminal, a plain line every few seconds otherwise.
  */
 final class Progress implements QnatWriter.Progress, AutoCloseable {
     private static final long LINE_INTERVAL_NANOS = 5_000_000_000L;
+    private static final int STDERR = 2;
+    private static final Optional<MethodHandle> ISATTY = isatty();
 
     private final ProgressBar bar;
     private final PrintWriter lines;
@@ -30,8 +37,35 @@ final class Progress implements QnatWriter.Progress, AutoCloseable {
                 .setStyle(ProgressBarStyle.ASCII).setUnit(" MB", 1 << 20).showSpeed().build() : null;
     }
 
+    /**
+     * Whether standard error, where the bar goes, is a terminal. System.console().isTerminal() answers
+     * for standard input and output, and would draw the bar's escape codes into a redirected stderr.
+     */
     static boolean onTerminal() {
-        return System.console() != null && System.console().isTerminal();
+        return isTerminal(STDERR);
+    }
+
+    /** libc's isatty(fd); false where it cannot be called (no such symbol, native access denied). */
+    static boolean isTerminal(int fd) {
+        if (ISATTY.isEmpty()) {
+            return false;
+        }
+        try {
+            return (int) ISATTY.get().invokeExact(fd) == 1;
+        } catch (Throwable e) {
+            return false;
+        }
+    }
+
+    @SuppressWarnings("restricted") // calling libc is the point; ./qnat passes --enable-native-access
+    private static Optional<MethodHandle> isatty() {
+        try {
+            Linker linker = Linker.nativeLinker();
+            return linker.defaultLookup().find("isatty")
+                    .map(isatty -> linker.downcallHandle(isatty, FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT)));
+        } catch (RuntimeException | LinkageError e) {
+            return Optional.empty();
+        }
     }
 
     @Override

@@ -11,9 +11,7 @@ import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.io.PrintWriter;
 import java.lang.foreign.Arena;
-import java.nio.file.FileSystems;
 import java.nio.file.Path;
-import java.nio.file.PathMatcher;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -71,34 +69,50 @@ final class QuantizeCommand implements Callable<Integer> {
         if (threads < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--threads must be at least 1");
         }
+        List<NameGlob> includes = globs("--include", include);
+        List<NameGlob> excludes = globs("--exclude", exclude);
         PrintWriter out = spec.commandLine().getOut();
         Quantizer.Options options = Quantizer.Options.defaults().withBlockSize(blockSize).withDoubleQuant(doubleQuant)
-                .withThreads(threads).withSelection(selection(include, exclude));
-        run(input, output, format, options, noStats, out, spec.commandLine().getErr());
+                .withThreads(threads).withSelection(selection(includes, excludes));
+        run(input, output, format, options, includes, noStats, out, spec.commandLine().getErr());
         return Main.OK;
     }
 
+    private List<NameGlob> globs(String option, List<String> patterns) {
+        List<NameGlob> globs = new ArrayList<>();
+        for (String pattern : patterns) {
+            try {
+                globs.add(NameGlob.compile(pattern));
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(), option + ": " + e.getMessage());
+            }
+        }
+        return globs;
+    }
+
     /** Which tensors become NF4: float matrices by default, or float tensors matching --include; never --exclude. */
-    static Predicate<SafetensorsTensor> selection(List<String> include, List<String> exclude) {
-        List<PathMatcher> in = include.stream().map(QuantizeCommand::glob).toList();
-        List<PathMatcher> out = exclude.stream().map(QuantizeCommand::glob).toList();
+    static Predicate<SafetensorsTensor> selection(List<NameGlob> include, List<NameGlob> exclude) {
         return t -> {
-            Path name = Path.of(t.name().replace('/', '_'));
-            boolean chosen = in.isEmpty() ? Quantizer.FLOAT_MATRICES.test(t)
-                    : t.dtype().floatType().isPresent() && in.stream().anyMatch(m -> m.matches(name));
-            return chosen && out.stream().noneMatch(m -> m.matches(name));
+            boolean chosen = include.isEmpty() ? Quantizer.FLOAT_MATRICES.test(t)
+                    : t.dtype().floatType().isPresent() && include.stream().anyMatch(g -> g.matches(t.name()));
+            return chosen && exclude.stream().noneMatch(g -> g.matches(t.name()));
         };
     }
 
-    private static PathMatcher glob(String pattern) {
-        return FileSystems.getDefault().getPathMatcher("glob:" + pattern);
-    }
-
-    /** Quantizes and prints the summary; shared with the demo. Returns the accuracy over all quantized tensors. */
-    static Comparison.Stats run(Path input, Path output, Format format, Quantizer.Options options, boolean noStats,
-                                PrintWriter out, PrintWriter err) throws Exception {
+    /**
+     * Quantizes and prints the summary; shared with the demo. Each of {@code includes} must match a tensor
+     * name, or nothing is written (a usage error). Returns the accuracy over all quantized tensors.
+     */
+    static Comparison.Stats run(Path input, Path output, Format format, Quantizer.Options options, List<NameGlob> includes,
+                                boolean noStats, PrintWriter out, PrintWriter err) throws Exception {
         long started = System.nanoTime();
         try (Checkpoint checkpoint = Checkpoint.open(input)) {
+            for (NameGlob glob : includes) {
+                if (checkpoint.tensors().stream().noneMatch(t -> glob.matches(t.name()))) {
+                    // most likely a typo; quantizing nothing would look like success
+                    throw new IllegalArgumentException("--include '" + glob + "' matches no tensor of " + input);
+                }
+            }
             long bytesIn = checkpoint.dataBytes();
             int quantized;
             int kept;

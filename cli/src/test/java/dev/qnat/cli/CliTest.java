@@ -13,6 +13,7 @@ import java.io.StringWriter;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -123,6 +124,33 @@ class CliTest {
     }
 
     @Test
+    void includeAndExcludeMatchNamesAsStrings() throws Exception {
+        Path odd = dir.resolve("odd-names.safetensors");
+        MemorySegment zeros = MemorySegment.ofArray(new byte[4 * 64]);
+        SafetensorsWriter.write(odd, Map.of(), Stream.of("nul\u0000.weight", "caf\u00e9.weight", "dir/x.weight")
+                .map(name -> SafetensorsWriter.Entry.copy(name, DType.F32, new long[] {8, 8}, zeros)).toList());
+        Result q = qnat("quantize", odd.toString(), "-o", dir.resolve("odd.qnat").toString(), "--no-stats",
+                "--include", "nul?.*", "--include", "caf\u00e9.*", "--include", "dir*", "--exclude", "*/x.*");
+        assertEquals(0, q.code(), q.err());
+        assertTrue(q.out().contains("quantized 2 tensors to NF4 (block 64, double quantization), kept 1"), q.out());
+    }
+
+    @Test
+    void badOrUnmatchedGlobsAreUsageErrorsAndWriteNothing() throws Exception {
+        Path out = dir.resolve("q.qnat");
+        List<String> before = listing();
+        Result bad = qnat("quantize", model.toString(), "-o", out.toString(), "--exclude", "*.[mlp");
+        assertEquals(2, bad.code(), bad.err());
+        assertTrue(bad.err().startsWith("--exclude: the glob '*.[mlp' has a [ without its ]"), bad.err());
+        Result unmatched = qnat("quantize", model.toString(), "-o", out.toString(), "--include", "*.mlp.*",
+                "--include", "*.mlpp.*");
+        assertEquals(2, unmatched.code(), unmatched.err());
+        assertEquals("qnat: --include '*.mlpp.*' matches no tensor of " + model + "\n", unmatched.err());
+        assertEquals("", unmatched.out());
+        assertEquals(before, listing(), "no output and no temp file");
+    }
+
+    @Test
     void damagedMissingAndMalformedInputs() throws Exception {
         Path out = dir.resolve("model.qnat");
         assertEquals(0, qnat("quantize", model.toString(), "-o", out.toString(), "--no-stats").code());
@@ -150,6 +178,18 @@ class CliTest {
         assertEquals(1, bad.err().lines().count(), "one line, no stack trace");
         assertTrue(qnat("--verbose", "quantize", garbage.toString(), "-o", dir.resolve("g.qnat").toString())
                 .err().contains("\tat "), "--verbose adds the stack trace");
+    }
+
+    @Test
+    void aTensorWithAnEmptyNameIsMalformedInput() throws Exception {
+        byte[] header = "{\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}".getBytes(StandardCharsets.UTF_8);
+        ByteBuffer bytes = ByteBuffer.allocate(8 + header.length + 4).order(ByteOrder.LITTLE_ENDIAN);
+        bytes.putLong(header.length).put(header);
+        Path file = dir.resolve("empty-name.safetensors");
+        Files.write(file, bytes.array());
+        Result r = qnat("inspect", file.toString());
+        assertEquals(3, r.code(), r.err());
+        assertEquals("qnat: " + file + ": a tensor has an empty name\n", r.err());
     }
 
     @Test

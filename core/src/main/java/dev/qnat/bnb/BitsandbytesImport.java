@@ -57,9 +57,11 @@ public final class BitsandbytesImport {
             String p = t.name().substring(0, t.name().length() - BitsandbytesNf4.STATE_SUFFIX.length());
             String where = checkpoint.source() + ": tensor '" + p + "'";
             State state = parseState(where, t.data().toArray(ValueLayout.JAVA_BYTE));
-            long n = 1;
-            for (long d : state.shape()) {
-                n = Math.multiplyExact(n, d);
+            long n;
+            try {
+                n = TensorToWrite.elementCount(p, state.shape());
+            } catch (IllegalArgumentException e) {
+                throw new FormatException(checkpoint.source() + ": " + e.getMessage() + " (its quant_state)", e);
             }
             long blocks = Nf4.blockCount(n, state.blockSize());
             MemorySegment codes = part(checkpoint, where, p, "", DType.U8, Nf4.packedSize(n), consumed);
@@ -182,7 +184,11 @@ public final class BitsandbytesImport {
                         if (value != JsonToken.START_ARRAY) {
                             throw new FormatException(where + ": quant_state shape is not a list");
                         }
-                        while (parser.nextToken() == JsonToken.VALUE_NUMBER_INT && dims.size() <= 64) {
+                        while (parser.nextToken() == JsonToken.VALUE_NUMBER_INT) {
+                            if (dims.size() == TensorToWrite.MAX_RANK) {
+                                throw new FormatException(where + ": quant_state shape has more than "
+                                        + TensorToWrite.MAX_RANK + " dimensions");
+                            }
                             dims.add(parser.getLongValue());
                         }
                         if (parser.currentToken() != JsonToken.END_ARRAY || dims.stream().anyMatch(d -> d < 0)) {
@@ -193,6 +199,8 @@ public final class BitsandbytesImport {
                     default -> parser.skipChildren();
                 }
             }
+        } catch (FormatException e) {
+            throw e; // says what and where already; the catch of IOException below would wrap it
         } catch (StreamReadException e) {
             throw new FormatException(where + ": quant_state is not valid JSON: " + e.getOriginalMessage(), e);
         } catch (IOException e) {

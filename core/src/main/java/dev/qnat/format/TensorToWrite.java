@@ -34,13 +34,13 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
     public static final int MAX_RANK = 64;
 
     public TensorToWrite {
-        Objects.requireNonNull(name, "name");
+        TensorNames.check(Objects.requireNonNull(name, "name"));
         shape = Objects.requireNonNull(shape, "shape").clone();
         Objects.requireNonNull(dtype, "dtype");
         Objects.requireNonNull(data, "data");
         Objects.requireNonNull(encoding, "encoding");
         int nameBytes = name.getBytes(StandardCharsets.UTF_8).length;
-        if (nameBytes == 0 || nameBytes > MAX_NAME_BYTES) {
+        if (nameBytes > MAX_NAME_BYTES) {
             throw new IllegalArgumentException("tensor name must have 1 to " + MAX_NAME_BYTES + " UTF-8 bytes, '" + name
                     + "' has " + nameBytes);
         }
@@ -108,7 +108,12 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
         return elementCount(name, shape);
     }
 
-    static long elementCount(String name, long[] shape) {
+    /**
+     * The number of elements of a tensor of {@code shape}, checked as the writer checks it: at most
+     * {@link #MAX_RANK} dimensions, none negative, fewer than 2^62 elements; otherwise an
+     * IllegalArgumentException naming the tensor.
+     */
+    public static long elementCount(String name, long[] shape) {
         if (shape.length > MAX_RANK) {
             throw new IllegalArgumentException("tensor '" + name + "' has " + shape.length + " dimensions, more than "
                     + MAX_RANK);

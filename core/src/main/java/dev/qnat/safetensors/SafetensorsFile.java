@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.format.DType;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.JsonInput;
+import dev.qnat.format.TensorToWrite;
 import dev.qnat.io.FileSnapshot;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -29,7 +30,9 @@ import java.util.Optional;
  * it: header at most 100,000,000 bytes and inside the file, valid UTF-8 JSON (an object, no duplicate
  * names), known dtypes, shapes and sizes without overflow, each tensor's byte size equal to dtype size
  * times element count, offsets without gaps or overlaps from 0, and the data ending exactly at the end
- * of the file. Anything else is a {@link FormatException} naming the file and the tensor.
+ * of the file. Beyond the reference, names must not be empty and shapes have at most
+ * {@link TensorToWrite#MAX_RANK} dimensions, as QNAT requires. Anything else is a {@link FormatException}
+ * naming the file and the tensor.
  */
 public final class SafetensorsFile implements AutoCloseable {
     /** The reference reader's limit on the JSON header. */
@@ -145,6 +148,8 @@ public final class SafetensorsFile implements AutoCloseable {
                 String name = json.currentName();
                 if (name.equals(METADATA_KEY)) {
                     readMetadata(where, json, metadata);
+                } else if (name.isEmpty()) {
+                    throw new FormatException(where + ": a tensor has an empty name");
                 } else {
                     entries.add(readEntry(where, json, name));
                 }
@@ -152,6 +157,8 @@ public final class SafetensorsFile implements AutoCloseable {
             if (json.nextToken() != null) {
                 throw new FormatException(where + ": bytes after the header's JSON object");
             }
+        } catch (FormatException e) {
+            throw e; // says what and where already; the catch of IOException below would wrap it
         } catch (StreamReadException e) {
             throw new FormatException(where + ": the header is not valid JSON: " + e.getOriginalMessage()
                     + " (at character " + e.getLocation().getCharOffset() + " of the header)", e);
@@ -194,7 +201,7 @@ public final class SafetensorsFile implements AutoCloseable {
                             + dtype + "'"));
                 }
                 case "shape" -> {
-                    e.shape = longs(tensor + " shape", json, value, -1);
+                    e.shape = longs(tensor + " shape", json, value, TensorToWrite.MAX_RANK);
                     e.count = 1;
                     for (long dim : e.shape) {
                         e.count = dim == 0 || e.count == 0 ? 0 : e.count > ((1L << 62) - 1) / dim ? -1 : e.count * dim;
@@ -205,6 +212,9 @@ public final class SafetensorsFile implements AutoCloseable {
                 }
                 case "data_offsets" -> {
                     long[] offsets = longs(tensor + " data_offsets", json, value, 2);
+                    if (offsets.length != 2) {
+                        throw new FormatException(tensor + " data_offsets has " + offsets.length + " entries, expected 2");
+                    }
                     e.begin = offsets[0];
                     e.end = offsets[1];
                 }
@@ -218,8 +228,8 @@ public final class SafetensorsFile implements AutoCloseable {
         return e;
     }
 
-    /** An array of non-negative integers below 2^63 (of {@code length} entries unless it is -1). */
-    private static long[] longs(String what, JsonParser json, JsonToken start, int length)
+    /** An array of at most {@code maxLength} non-negative integers below 2^63. */
+    private static long[] longs(String what, JsonParser json, JsonToken start, int maxLength)
             throws IOException, FormatException {
         if (start != JsonToken.START_ARRAY) {
             throw new FormatException(what + " is not an array");
@@ -231,13 +241,10 @@ public final class SafetensorsFile implements AutoCloseable {
                     || json.getLongValue() < 0) {
                 throw new FormatException(what + " holds " + json.getText() + ", not an integer from 0 to 2^63 - 1");
             }
-            if (values.size() > 64) {
-                throw new FormatException(what + " has more than 64 entries");
+            if (values.size() == maxLength) {
+                throw new FormatException(what + " has more than " + maxLength + " entries");
             }
             values.add(json.getLongValue());
-        }
-        if (length >= 0 && values.size() != length) {
-            throw new FormatException(what + " has " + values.size() + " entries, expected " + length);
         }
         return values.stream().mapToLong(Long::longValue).toArray();
     }

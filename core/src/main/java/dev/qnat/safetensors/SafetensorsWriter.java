@@ -3,6 +3,7 @@ package dev.qnat.safetensors;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import dev.qnat.format.DType;
+import dev.qnat.format.TensorNames;
 import dev.qnat.io.AtomicMappedFile;
 import dev.qnat.io.FileSnapshot;
 import dev.qnat.io.Prefault;
@@ -37,7 +38,7 @@ public final class SafetensorsWriter {
     /** One tensor to write: its bytes come from {@code filler}, which must fill exactly the tensor's size. */
     public record Entry(String name, DType dtype, long[] shape, Filler filler) {
         public Entry {
-            Objects.requireNonNull(name, "name");
+            TensorNames.check(Objects.requireNonNull(name, "name"));
             Objects.requireNonNull(dtype, "dtype");
             shape = shape.clone();
             Objects.requireNonNull(filler, "filler");

@@ -13,6 +13,7 @@ import dev.qnat.format.NonFiniteTensorException;
 import dev.qnat.format.QnatFile;
 import dev.qnat.format.QnatTensor;
 import dev.qnat.format.QnatWriter;
+import dev.qnat.format.TensorToWrite;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
 import dev.qnat.nf4.Nf4Codebook;
@@ -242,6 +243,25 @@ class BitsandbytesTest {
         try (Checkpoint checkpoint = Checkpoint.open(file)) {
             FormatException e = assertThrows(FormatException.class, () -> BitsandbytesImport.plan(checkpoint));
             assertTrue(e.getMessage().contains("has no 'w'"), e.getMessage());
+        }
+    }
+
+    @Test
+    void shapesTooLargeOrWithTooManyDimensionsAreFormatErrors() throws Exception {
+        String tooManyDimensions = "[" + "1, ".repeat(TensorToWrite.MAX_RANK) + "1]";
+        for (String shape : List.of("[1099511627776, 1099511627776]", "[4611686018427387904]", tooManyDimensions,
+                "[" + "1, ".repeat(1000) + "1]")) {
+            byte[] state = ("{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": " + shape + "}")
+                    .getBytes(StandardCharsets.UTF_8);
+            Path file = dir.resolve("shape.safetensors");
+            Files.deleteIfExists(file);
+            SafetensorsWriter.write(file, Map.of(), List.of(SafetensorsWriter.Entry.copy("w.quant_state.bitsandbytes__nf4",
+                    DType.U8, new long[] {state.length}, MemorySegment.ofArray(state))));
+            try (Checkpoint checkpoint = Checkpoint.open(file)) {
+                FormatException e = assertThrows(FormatException.class, () -> BitsandbytesImport.plan(checkpoint), shape);
+                assertTrue(e.getMessage().startsWith(file + ": tensor 'w'") && e.getMessage().contains("shape")
+                        && !e.getMessage().contains("cannot be read"), e.getMessage());
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.qnat.format.DType;
 import dev.qnat.format.FormatException;
+import dev.qnat.format.TensorToWrite;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
@@ -80,6 +81,8 @@ class SafetensorsFileTest {
         FormatException e = assertThrows(FormatException.class, () -> SafetensorsFile.open(file).close());
         assertTrue(e.getMessage().contains(expectedFragment), e.getMessage());
         assertTrue(e.getMessage().startsWith(file.toString()), e.getMessage());
+        assertEquals(e.getMessage().indexOf(file.toString()), e.getMessage().lastIndexOf(file.toString()),
+                "the file is named once: " + e.getMessage());
     }
 
     @Test
@@ -112,6 +115,20 @@ class SafetensorsFileTest {
         badUtf8[10] = (byte) 0xFF;
         assertRefused(badUtf8, "not valid UTF-8");
         assertRefused(file("{\"__metadata__\":{\"n\":1}}", new byte[0]), "not a string");
+    }
+
+    @Test
+    void namesAndRanksQnatCannotHoldAreRefused() throws Exception {
+        String sixtyFour = "[" + "1,".repeat(TensorToWrite.MAX_RANK - 1) + "2]";
+        try (SafetensorsFile f = SafetensorsFile.open(write(file(
+                "{\"a\":{\"dtype\":\"F32\",\"shape\":" + sixtyFour + ",\"data_offsets\":[0,8]}}", new byte[8])))) {
+            assertEquals(TensorToWrite.MAX_RANK, f.tensor("a").orElseThrow().shape().length);
+        }
+        String sixtyFive = "[" + "1,".repeat(TensorToWrite.MAX_RANK) + "2]";
+        assertRefused(file("{\"a\":{\"dtype\":\"F32\",\"shape\":" + sixtyFive + ",\"data_offsets\":[0,8]}}", new byte[8]),
+                "tensor 'a' shape has more than 64 entries");
+        assertRefused(file("{\"\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8]),
+                "a tensor has an empty name");
     }
 
     @ParameterizedTest
