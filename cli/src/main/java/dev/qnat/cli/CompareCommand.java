@@ -5,6 +5,7 @@ import dev.qnat.bnb.BitsandbytesTensor;
 import dev.qnat.format.QnatFile;
 import dev.qnat.format.QnatTensor;
 import dev.qnat.format.TensorToWrite;
+import dev.qnat.io.FileSnapshot;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.io.PrintWriter;
@@ -42,9 +43,12 @@ final class CompareCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         List<Comparison.Stats> all = new ArrayList<>();
         List<String> problems = new ArrayList<>();
+        List<FileSnapshot> opened = new ArrayList<>();
         try (Checkpoint source = Checkpoint.open(original); Arena arena = Arena.ofShared()) {
+            opened.addAll(source.files());
             if (InspectCommand.isQnat(quantized)) {
                 try (QnatFile qnat = QnatFile.open(quantized)) {
+                    qnat.snapshot().ifPresent(opened::add);
                     for (SafetensorsTensor t : source.tensors()) {
                         QnatTensor q = qnat.tensor(t.name()).orElse(null);
                         if (check(t, q == null ? null : q.shape(), problems) && t.dtype().floatType().isPresent()) {
@@ -55,6 +59,7 @@ final class CompareCommand implements Callable<Integer> {
                 }
             } else {
                 try (Checkpoint other = Checkpoint.open(quantized)) {
+                    opened.addAll(other.files());
                     if (BitsandbytesImport.holdsNf4(other)) {
                         compareBitsandbytes(source, other, all, problems);
                         return report(all, problems);
@@ -68,6 +73,8 @@ final class CompareCommand implements Callable<Integer> {
                     missing(other.tensors().stream().map(SafetensorsTensor::name).toList(), source, problems);
                 }
             }
+        } catch (InternalError e) {
+            throw FileSnapshot.mappedReadFailed(e, opened);
         }
         return report(all, problems);
     }
