@@ -6,6 +6,7 @@ import dev.qnat.format.FormatException;
 import dev.qnat.format.QnatTensor;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
+import dev.qnat.nf4.QuantizationError;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -25,6 +26,10 @@ final class Comparison {
         /** Signal-to-noise ratio in dB: signal power over error power. */
         double snrDb() {
             return sumSquaredError == 0 ? Double.POSITIVE_INFINITY : 10 * Math.log10(sumSquaredSignal / sumSquaredError);
+        }
+
+        static Stats of(String name, QuantizationError error) {
+            return new Stats(name, error.count(), error.sumSquaredError(), error.sumSquaredSignal(), error.maxAbsError());
         }
 
         Stats plus(Stats other) {
@@ -134,21 +139,14 @@ final class Comparison {
         int chunk = Math.max(alignment, CHUNK / alignment * alignment);
         float[] a = new float[chunk];
         float[] b = new float[chunk];
-        double error = 0;
-        double signal = 0;
-        double max = 0;
+        QuantizationError error = new QuantizationError();
         for (long from = 0; from < original.count(); from += chunk) {
             int length = (int) Math.min(chunk, original.count() - from);
             original.read(from, a, length);
             quantized.read(from, b, length);
-            for (int i = 0; i < length; i++) {
-                double d = (double) a[i] - b[i];
-                error += d * d;
-                signal += (double) a[i] * a[i];
-                max = Math.max(max, Math.abs(d));
-            }
+            Nf4.measureError(MemorySegment.ofArray(a).asSlice(0, 4L * length), MemorySegment.ofArray(b), error);
         }
-        return new Stats(name, original.count(), error, signal, max);
+        return Stats.of(name, error);
     }
 
     static Stats total(List<Stats> all) {

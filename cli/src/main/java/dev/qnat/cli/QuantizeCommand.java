@@ -2,18 +2,16 @@ package dev.qnat.cli;
 
 import dev.qnat.bnb.BitsandbytesExport;
 import dev.qnat.convert.Quantizer;
-import dev.qnat.format.Encoding;
-import dev.qnat.format.QnatFile;
-import dev.qnat.format.QnatTensor;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.Nf4;
+import dev.qnat.nf4.QuantizationError;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.io.PrintWriter;
-import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.function.Predicate;
 import picocli.CommandLine;
@@ -117,6 +115,7 @@ final class QuantizeCommand implements Callable<Integer> {
             int quantized;
             int kept;
             long bytesOut;
+            Map<String, QuantizationError> errors = Map.of();
             try (Progress progress = new Progress("quantize", bytesIn, err, Progress.onTerminal())) {
                 Quantizer.Options withProgress = options.withProgress(progress);
                 if (format == Format.bnb) {
@@ -125,10 +124,12 @@ final class QuantizeCommand implements Callable<Integer> {
                     kept = s.kept();
                     bytesOut = s.bytesOut();
                 } else {
-                    Quantizer.Summary s = Quantizer.quantize(checkpoint, output, withProgress);
+                    // The figures are measured in the quantization pass, so they cost no second read.
+                    Quantizer.Summary s = Quantizer.quantize(checkpoint, output, withProgress.withMeasure(!noStats));
                     quantized = s.quantized();
                     kept = s.kept();
                     bytesOut = s.bytesOut();
+                    errors = s.errors();
                 }
             }
             long elapsed = System.nanoTime() - started;
@@ -166,18 +167,17 @@ final class QuantizeCommand implements Callable<Integer> {
                 }
                 return null;
             }
-            return printAccuracy(checkpoint, output, out);
+            return printAccuracy(checkpoint, errors, out);
         }
     }
 
-    private static Comparison.Stats printAccuracy(Checkpoint checkpoint, Path output, PrintWriter out) throws Exception {
+    private static Comparison.Stats printAccuracy(Checkpoint checkpoint, Map<String, QuantizationError> errors,
+                                                  PrintWriter out) {
         List<Comparison.Stats> all = new ArrayList<>();
-        try (QnatFile qnat = QnatFile.open(output); Arena arena = Arena.ofShared()) {
-            for (QnatTensor q : qnat.tensors()) {
-                if (q.encoding() == Encoding.NF4) {
-                    SafetensorsTensor original = checkpoint.tensor(q.name()).orElseThrow();
-                    all.add(Comparison.compare(q.name(), Comparison.of(original), Comparison.of(q, arena)));
-                }
+        for (SafetensorsTensor t : checkpoint.tensors()) {
+            QuantizationError error = errors.get(t.name());
+            if (error != null) {
+                all.add(Comparison.Stats.of(t.name(), error));
             }
         }
         Comparison.Stats total = Comparison.total(all);

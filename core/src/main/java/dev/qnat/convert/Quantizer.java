@@ -4,6 +4,7 @@ import dev.qnat.Qnat;
 import dev.qnat.format.QnatWriter;
 import dev.qnat.format.TensorToWrite;
 import dev.qnat.nf4.Nf4;
+import dev.qnat.nf4.QuantizationError;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.io.IOException;
@@ -28,9 +29,10 @@ public final class Quantizer {
      * @param threads worker threads
      * @param quantize which tensors become NF4 (others are kept); must pick only F32, F16 or BF16 tensors
      * @param progress told of input bytes as they are processed
+     * @param measure whether to measure each quantized tensor's error while quantizing it
      */
     public record Options(int blockSize, boolean doubleQuant, int threads, Predicate<SafetensorsTensor> quantize,
-                          QnatWriter.Progress progress) {
+                          QnatWriter.Progress progress, boolean measure) {
         public Options {
             Nf4.checkBlockSize(blockSize);
             if (threads < 1) {
@@ -40,35 +42,44 @@ public final class Quantizer {
             Objects.requireNonNull(progress, "progress");
         }
 
-        /** Block 64, double quantization, all cores, float matrices, no progress reports. */
+        /** Block 64, double quantization, all cores, float matrices, no progress reports, not measured. */
         public static Options defaults() {
             return new Options(Nf4.DEFAULT_BLOCK_SIZE, true, Runtime.getRuntime().availableProcessors(), FLOAT_MATRICES,
-                    QnatWriter.Progress.NONE);
+                    QnatWriter.Progress.NONE, false);
         }
 
         public Options withBlockSize(int value) {
-            return new Options(value, doubleQuant, threads, quantize, progress);
+            return new Options(value, doubleQuant, threads, quantize, progress, measure);
         }
 
         public Options withDoubleQuant(boolean value) {
-            return new Options(blockSize, value, threads, quantize, progress);
+            return new Options(blockSize, value, threads, quantize, progress, measure);
         }
 
         public Options withThreads(int value) {
-            return new Options(blockSize, doubleQuant, value, quantize, progress);
+            return new Options(blockSize, doubleQuant, value, quantize, progress, measure);
         }
 
         public Options withSelection(Predicate<SafetensorsTensor> value) {
-            return new Options(blockSize, doubleQuant, threads, value, progress);
+            return new Options(blockSize, doubleQuant, threads, value, progress, measure);
         }
 
         public Options withProgress(QnatWriter.Progress value) {
-            return new Options(blockSize, doubleQuant, threads, quantize, value);
+            return new Options(blockSize, doubleQuant, threads, quantize, value, measure);
+        }
+
+        public Options withMeasure(boolean value) {
+            return new Options(blockSize, doubleQuant, threads, quantize, progress, value);
         }
     }
 
-    /** What a quantization did. */
-    public record Summary(int quantized, int kept, long bytesIn, long bytesOut) {}
+    /**
+     * What a quantization did.
+     *
+     * @param errors by tensor name, each quantized tensor's error as read back from the file; empty
+     *               unless the options asked to measure
+     */
+    public record Summary(int quantized, int kept, long bytesIn, long bytesOut, Map<String, QuantizationError> errors) {}
 
     private Quantizer() {}
 
@@ -100,9 +111,11 @@ public final class Quantizer {
         metadata.put("source", checkpoint.source().getFileName().toString());
         metadata.put("producer", "qnat " + Qnat.VERSION);
         metadata.put("created", Instant.now().toString());
-        QnatWriter.write(target, metadata, tensors, options.threads(), options.progress(), checkpoint.files());
+        Map<String, QuantizationError> errors = QnatWriter.write(target, metadata, tensors, options.threads(),
+                options.progress(), checkpoint.files(), options.measure());
         int quantized = (int) tensors.stream().filter(t -> t.encoding() == dev.qnat.format.Encoding.NF4).count();
-        return new Summary(quantized, tensors.size() - quantized, checkpoint.dataBytes(), java.nio.file.Files.size(target));
+        return new Summary(quantized, tensors.size() - quantized, checkpoint.dataBytes(), java.nio.file.Files.size(target),
+                errors);
     }
 
     private static String modelName(Path source) {

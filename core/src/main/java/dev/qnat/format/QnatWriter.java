@@ -14,6 +14,7 @@ import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
 import dev.qnat.nf4.NonFiniteValueException;
+import dev.qnat.nf4.QuantizationError;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -21,9 +22,11 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Writes QNAT v2 files (src/spec/qnat-v2.md). The whole layout is computed first; then a temp file
@@ -79,22 +82,44 @@ public final class QnatWriter {
      */
     public static void write(Path target, Map<String, String> metadata, List<TensorToWrite> tensors, int threads,
                              Progress progress, List<FileSnapshot> inputs) throws IOException {
+        write(target, metadata, tensors, threads, progress, inputs, false);
+    }
+
+    /**
+     * Writes as {@link #write(Path, Map, List, int, Progress, List)} does; with {@code measure}, also
+     * measures each tensor quantized here while it is quantized ({@link Nf4#quantizeBlocks(MemorySegment,
+     * FloatType, int, long, long, MemorySegment, MemorySegment, QuantizationError, MemorySegment)}), as
+     * read back from the file: at the double-quantized absmax where there is one.
+     *
+     * @return by tensor name, the error of every tensor quantized here; empty without {@code measure}
+     */
+    public static Map<String, QuantizationError> write(Path target, Map<String, String> metadata,
+                                                       List<TensorToWrite> tensors, int threads, Progress progress,
+                                                       List<FileSnapshot> inputs, boolean measure) throws IOException {
         Objects.requireNonNull(target, "target");
         Objects.requireNonNull(progress, "progress");
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be at least 1, got " + threads);
         }
         QnatLayout layout = new QnatLayout(Objects.requireNonNull(metadata, "metadata"), List.copyOf(tensors));
+        Map<String, QuantizationError> errors = new ConcurrentHashMap<>();
         AtomicMappedFile.write(target, layout.fileLength, file -> {
-            float[] dqOffsets = writeSections(file, layout, tensors, threads, progress);
+            float[] dqOffsets = writeSections(file, layout, tensors, threads, progress, measure ? errors : null);
             writeHeader(file, layout, tensors, dqOffsets);
         }, inputs);
+        return Map.copyOf(errors);
     }
 
-    /** Fills every data section; returns the double-quantization offset of each tensor (0 if none). */
+    /**
+     * Fills every data section; returns the double-quantization offset of each tensor (0 if none). With
+     * {@code errors}, puts there the error of each tensor quantized here.
+     */
     private static float[] writeSections(MemorySegment file, QnatLayout layout, List<TensorToWrite> tensors, int threads,
-                                         Progress progress) throws IOException {
+                                         Progress progress, Map<String, QuantizationError> errors) throws IOException {
         float[] dqOffsets = new float[tensors.size()];
+        // Measured tensors: each task's error, summed after; with double quantization also each block's terms.
+        List<List<QuantizationError>> taskErrors = new ArrayList<>();
+        MemorySegment[] termsOf = new MemorySegment[tensors.size()];
         try (Workers workers = new Workers("qnat-writer", threads); Arena scratch = Arena.ofShared()) {
             // Double-quantized tensors collect their f32 absmax off-heap first; the file keeps only the bytes.
             MemorySegment[] absmaxOf = new MemorySegment[tensors.size()];
@@ -122,6 +147,10 @@ public final class QnatWriter {
                 long blocks = Nf4.blockCount(count, tensor.blockSize());
                 absmaxOf[t] = tensor.doubleQuant() ? scratch.allocate(4 * blocks, 64) : section(file, layout, t, SCALES);
                 MemorySegment absmax = absmaxOf[t];
+                MemorySegment terms = errors != null && tensor.doubleQuant() ? scratch.allocate(12 * blocks, 64) : null;
+                termsOf[t] = terms;
+                List<QuantizationError> partErrors = Collections.synchronizedList(new ArrayList<>());
+                taskErrors.add(partErrors);
                 FloatType type = tensor.dtype().floatType().orElseThrow();
                 long blocksPerTask = Math.max(1, ELEMENTS_PER_TASK / tensor.blockSize());
                 for (long first = 0; first < blocks; first += blocksPerTask) {
@@ -129,7 +158,14 @@ public final class QnatWriter {
                     long to = Math.min(blocks, first + blocksPerTask);
                     tasks.add(() -> {
                         try {
-                            Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax);
+                            if (errors == null) {
+                                Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax);
+                            } else {
+                                QuantizationError error = new QuantizationError();
+                                Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax, error,
+                                        terms);
+                                partErrors.add(error);
+                            }
                         } catch (NonFiniteValueException e) {
                             throw new NonFiniteTensorException(tensor.name(), e);
                         }
@@ -142,9 +178,18 @@ public final class QnatWriter {
                 workers.runAll(tasks);
             }
             tasks.clear();
+            int measured = 0;
             for (int t = 0; t < tensors.size(); t++) {
                 TensorToWrite tensor = tensors.get(t);
-                if (tensor.doubleQuant() && tensor.encoded() == null) {
+                if (tensor.encoding() != Encoding.NF4 || tensor.encoded() != null) {
+                    continue;
+                }
+                QuantizationError error = new QuantizationError();
+                taskErrors.get(measured++).forEach(error::add);
+                if (errors != null && !tensor.doubleQuant()) {
+                    errors.put(tensor.name(), error);
+                }
+                if (tensor.doubleQuant()) {
                     int index = t;
                     long blocks = Nf4.blockCount(tensor.elementCount(), tensor.blockSize());
                     tasks.add(() -> {
@@ -152,12 +197,30 @@ public final class QnatWriter {
                                 section(file, layout, index, SCALES), section(file, layout, index, NESTED_SCALES));
                         MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, index, TABLE), F32, 0,
                                 DoubleQuantization.TABLE_SIZE);
+                        if (errors != null) {
+                            errors.put(tensor.name(), errorAtStoredAbsmax(file, layout, index, tensor, error,
+                                    absmaxOf[index], termsOf[index], dqOffsets[index]));
+                        }
                     });
                 }
             }
             workers.runAll(tasks);
         }
         return dqOffsets;
+    }
+
+    /** A double-quantized tensor's error at the absmax values as the file stores them. */
+    private static QuantizationError errorAtStoredAbsmax(MemorySegment file, QnatLayout layout, int index,
+                                                         TensorToWrite tensor, QuantizationError measured,
+                                                         MemorySegment absmax, MemorySegment terms, float dqOffset) {
+        long blocks = absmax.byteSize() / 4;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment stored = arena.allocate(4 * blocks, 64);
+            DoubleQuantization.dequantize(section(file, layout, index, SCALES), section(file, layout, index, NESTED_SCALES),
+                    dqOffset, DoubleQuantization.table(), blocks, stored);
+            return Nf4.errorAtStoredAbsmax(measured, terms, absmax, stored, blocks, tensor.data(),
+                    tensor.dtype().floatType().orElseThrow(), tensor.blockSize(), section(file, layout, index, DATA));
+        }
     }
 
     /** Each tensor's input, then its data section: what the tasks read and write, in their order. */

@@ -2,6 +2,7 @@ package dev.qnat.nf4;
 
 import dev.qnat.nf4.kernel.Nf4KernelProvider;
 import dev.qnat.nf4.kernel.Nf4Kernels;
+import dev.qnat.nf4.kernel.ScalarNf4Kernels;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -134,6 +135,12 @@ public final class Nf4 {
             throw new IndexOutOfBoundsException("blocks [" + firstBlock + ", " + endBlock + ") of " + blocks);
         }
         kernels.quantize(src, srcType, count, blockSize, firstBlock, endBlock, codes, absmax);
+        throwIfNonFinite(src, srcType, count, blockSize, firstBlock, endBlock, absmax, kernels);
+    }
+
+    /** A NaN or infinity in blocks just quantized shows in their absmax; reports the first with its index. */
+    private static void throwIfNonFinite(MemorySegment src, FloatType srcType, long count, int blockSize,
+                                         long firstBlock, long endBlock, MemorySegment absmax, Nf4Kernels kernels) {
         for (long block = firstBlock; block < endBlock; block++) {
             if (!Float.isFinite(absmax.getAtIndex(FLOAT, block))) {
                 long start = block * blockSize;
@@ -141,6 +148,89 @@ public final class Nf4 {
                         Math.min(count, start + blockSize)));
             }
         }
+    }
+
+    /**
+     * {@link #quantizeBlocks(MemorySegment, FloatType, int, long, long, MemorySegment, MemorySegment)}, and
+     * adds each block's reconstruction error to {@code error} as it quantizes it, on the same lanes: the
+     * figures {@code qnat compare} gives, without a second pass. Where {@code blockTerms}
+     * is not null (zeroed, 12 bytes per block of the whole input), it also keeps what
+     * {@link #errorAtStoredAbsmax} needs once the absmax values are stored another way.
+     */
+    public static void quantizeBlocks(MemorySegment src, FloatType srcType, int blockSize, long firstBlock,
+                                      long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError error,
+                                      MemorySegment blockTerms) {
+        Objects.requireNonNull(error, "error");
+        long count = checkQuantize(src, srcType, blockSize, codes, absmax);
+        if (blockTerms != null) {
+            checkRoom(blockTerms, 12 * blockCount(count, blockSize), "block terms", count);
+        }
+        long blocks = blockCount(count, blockSize);
+        if (firstBlock < 0 || firstBlock > endBlock || endBlock > blocks) {
+            throw new IndexOutOfBoundsException("blocks [" + firstBlock + ", " + endBlock + ") of " + blocks);
+        }
+        Nf4Kernels kernels = Nf4KernelProvider.kernelsReading(src);
+        kernels.quantizeMeasured(src, srcType, count, blockSize, firstBlock, endBlock, codes, absmax, error, blockTerms);
+        throwIfNonFinite(src, srcType, count, blockSize, firstBlock, endBlock, absmax, kernels);
+    }
+
+    /**
+     * The error of blocks {@code [0, blocks)} once their absmax values {@code absmax} are stored as
+     * {@code stored} (double quantization keeps an 8-bit code per block): {@code measured} and the
+     * {@code blockTerms} that the measuring {@code quantizeBlocks} kept give the squared error at the
+     * stored values exactly, as {@code sum (x - l a')^2 = sum (x - l a)^2 - 2 (a' - a) sum x l
+     * + (a'^2 - a^2) sum l^2} per block; the largest error is bounded per block from the terms, and the
+     * few blocks that can hold it are measured again from {@code src} and {@code codes}.
+     */
+    public static QuantizationError errorAtStoredAbsmax(QuantizationError measured, MemorySegment blockTerms,
+                                                        MemorySegment absmax, MemorySegment stored, long blocks,
+                                                        MemorySegment src, FloatType srcType, int blockSize,
+                                                        MemorySegment codes) {
+        long count = elementCount(src, srcType, "source");
+        double correction = 0;
+        double bestLowerBound = 0;
+        for (long b = 0; b < blocks; b++) {
+            double a = absmax.getAtIndex(FLOAT, b);
+            double shift = (double) stored.getAtIndex(FLOAT, b) - a;
+            correction += -2 * shift * blockTerms.getAtIndex(FLOAT, 3 * b)
+                    + shift * (2 * a + shift) * blockTerms.getAtIndex(FLOAT, 3 * b + 1);
+            bestLowerBound = Math.max(bestLowerBound, blockMaxBound(blockTerms, b, a, shift, -1));
+        }
+        double maxError = 0;
+        QuantizationError exact = new QuantizationError();
+        for (long b = 0; b < blocks; b++) {
+            double a = absmax.getAtIndex(FLOAT, b);
+            if (blockMaxBound(blockTerms, b, a, (double) stored.getAtIndex(FLOAT, b) - a, 1) >= bestLowerBound) {
+                ScalarNf4Kernels.INSTANCE.measure(src, srcType, count, blockSize, b, b + 1, codes, stored, exact, null);
+                maxError = Math.max(maxError, exact.maxAbsError());
+            }
+        }
+        QuantizationError result = new QuantizationError();
+        result.add(measured.count(), Math.max(0, measured.sumSquaredError() + correction), measured.sumSquaredSignal(),
+                maxError);
+        return result;
+    }
+
+    /**
+     * An upper ({@code side} 1) or lower ({@code side} -1) bound of a block's largest error at absmax
+     * {@code a + shift}: levels lie in [-1, 1], so no error moves by more than |shift|; the margin covers
+     * the rounding of the stored float terms and of {@code level * absmax}.
+     */
+    private static double blockMaxBound(MemorySegment blockTerms, long b, double a, double shift, int side) {
+        double atOwnAbsmax = blockTerms.getAtIndex(FLOAT, 3 * b + 2);
+        double margin = 1e-6 * (atOwnAbsmax + 2 * Math.abs(a) + Math.abs(shift));
+        return atOwnAbsmax + side * (Math.abs(shift) + margin);
+    }
+
+    /**
+     * Adds to {@code into} the error of the F32 values {@code restored} against the F32 values
+     * {@code original} (as many as {@code original} holds): what {@code qnat compare} reports.
+     */
+    public static void measureError(MemorySegment original, MemorySegment restored, QuantizationError into) {
+        long count = elementCount(Objects.requireNonNull(original, "original"), FloatType.F32, "original");
+        checkRoom(Objects.requireNonNull(restored, "restored"), 4 * count, "restored", count);
+        Nf4KernelProvider.kernelsReading(original, restored).difference(original, restored, count,
+                Objects.requireNonNull(into, "into"));
     }
 
     /**

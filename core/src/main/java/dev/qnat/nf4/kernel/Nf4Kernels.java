@@ -1,6 +1,7 @@
 package dev.qnat.nf4.kernel;
 
 import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.QuantizationError;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -25,6 +26,19 @@ public interface Nf4Kernels {
     /** Reconstructs blocks {@code [firstBlock, endBlock)} of {@code count} elements into {@code dst}. */
     void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, long count, long firstBlock,
                     long endBlock, MemorySegment dst, FloatType type);
+
+    /**
+     * Quantizes as {@link #quantize} does, with the same codes and absmax, and adds to {@code into} the
+     * error of each block as it is written (see {@link QuantizationError} for the definitions). Where
+     * {@code blockTerms} is not null (zeroed), also stores per block, as three floats at byte
+     * {@code 12 * block}: {@code sum x_i * l_i}, {@code sum l_i^2} (l_i the level) and {@code max |d_i|},
+     * from which the error at another absmax of the block follows (double quantization stores one).
+     */
+    void quantizeMeasured(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                          MemorySegment codes, MemorySegment absmax, QuantizationError into, MemorySegment blockTerms);
+
+    /** Adds to {@code into} the error of {@code count} F32 values {@code restored} against {@code original}. */
+    void difference(MemorySegment original, MemorySegment restored, long count, QuantizationError into);
 
     /** A short name for logs and benchmarks, e.g. {@code scalar} or {@code panama-512}. */
     String name();

@@ -1,5 +1,6 @@
 package dev.qnat.nf4.kernel;
 
+import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.GE;
 import static jdk.incubator.vector.VectorOperators.GT;
@@ -17,6 +18,7 @@ import static jdk.incubator.vector.VectorOperators.XOR;
 
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4Codebook;
+import dev.qnat.nf4.QuantizationError;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -255,6 +257,158 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             }
         };
         return halves.lanewise(LSHR, nibbleShift).and(0xF);
+    }
+
+    // ---- error ------------------------------------------------------------------------------------
+
+    /** Float lanes sum at most this many vectors before they are reduced into doubles. */
+    private static final int VECTORS_PER_FLUSH = 8;
+
+    /** Elements quantized, then measured, at a time: 16 KiB of F32, still in L1 when measured. */
+    private static final int MEASURED_CHUNK_ELEMENTS = 1 << 12;
+
+    /**
+     * Quantizes a chunk of blocks, then measures it while it is in L1. Not one fused loop: with every
+     * vector helper inlined into one compilation, it passed C2's node budget (NodeCountInliningCutoff);
+     * helpers taking vectors were then called out of line with their vectors boxed, and it ran at 5 ns
+     * per element instead of 1.7. (Widening F16 and BF16 chunks to F32 first, so that one measuring loop
+     * served all types, made the plain BF16 quantize twice as slow: it then saw two input types.)
+     */
+    @Override
+    public void quantizeMeasured(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
+                                 long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError into,
+                                 MemorySegment blockTerms) {
+        long blocksPerChunk = Math.max(1, MEASURED_CHUNK_ELEMENTS / blockSize);
+        for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
+            long end = Math.min(endBlock, first + blocksPerChunk);
+            quantize(src, type, count, blockSize, first, end, codes, absmax);
+            measure(src, type, count, blockSize, first, end, codes, absmax, into, blockTerms);
+        }
+    }
+
+    /**
+     * The error of blocks already quantized. {@code d = x - level * absmax} is formed in float (one
+     * rounding: the difference of two floats) and summed in float lanes as {@code d / absmax} and
+     * {@code x / absmax}, which lie in [-1, 1], so that no square overflows at any scale; every eight
+     * vectors the float sums are reduced and added in double times {@code absmax^2}. (Widening the float
+     * lanes to double lanes instead, with {@code convertShape(F2D, ..., part)}, was not compiled to vector
+     * instructions.) Blocks where {@code 1 / absmax} is infinite, and tails, go to the scalar rules.
+     */
+    private static void measure(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
+                                long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError into,
+                                MemorySegment blockTerms) {
+        IntVector t0 = tablePart(LEVEL_TABLE, 0);
+        IntVector t1 = tablePart(LEVEL_TABLE, 1);
+        IntVector t2 = tablePart(LEVEL_TABLE, 2);
+        IntVector t3 = tablePart(LEVEL_TABLE, 3);
+        IntVector nibbleShift = IntVector.fromArray(INTS, NIBBLE_SHIFT, 0);
+        VectorMask<Integer> inHighHalf = IntVector.fromArray(INTS, IN_HIGH_HALF, 0).compare(NE, 0);
+        boolean terms = blockTerms != null;
+        double squaredError = 0;
+        double squaredSignal = 0;
+        float maxError = 0;
+        long measured = 0;
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            float blockAbsmax = absmax.get(ScalarNf4Kernels.FLOAT, 4 * block);
+            float reciprocal = 1f / blockAbsmax;
+            double squareScale = (double) blockAbsmax * blockAbsmax;
+            double crossTerm = 0;
+            double squaredLevels = 0;
+            float blockMax = 0;
+            int done = 0;
+            if (reciprocal != Float.POSITIVE_INFINITY) {
+                FloatVector scale = FloatVector.broadcast(FLOATS, blockAbsmax);
+                FloatVector unscale = FloatVector.broadcast(FLOATS, reciprocal);
+                while (done <= length - LANES) {
+                    FloatVector error = FloatVector.zero(FLOATS);
+                    FloatVector signal = FloatVector.zero(FLOATS);
+                    FloatVector largest = FloatVector.zero(FLOATS);
+                    FloatVector cross = FloatVector.zero(FLOATS);
+                    FloatVector levels = FloatVector.zero(FLOATS);
+                    for (int n = 0; n < VECTORS_PER_FLUSH && done <= length - LANES; n++, done += LANES) {
+                        long index = start + done;
+                        FloatVector x = loadBits(src, type, index).reinterpretAsFloats();
+                        FloatVector level = lookup(unpack(codes, index / 2, nibbleShift, inHighHalf), t0, t1, t2, t3)
+                                .reinterpretAsFloats();
+                        FloatVector d = x.sub(level.mul(scale));
+                        FloatVector scaledD = d.mul(unscale);
+                        FloatVector scaledX = x.mul(unscale);
+                        error = scaledD.fma(scaledD, error);
+                        signal = scaledX.fma(scaledX, signal);
+                        largest = largest.max(d.abs());
+                        if (terms) {
+                            cross = scaledX.fma(level, cross);
+                            levels = level.fma(level, levels);
+                        }
+                    }
+                    squaredError += squareScale * error.reduceLanes(ADD);
+                    squaredSignal += squareScale * signal.reduceLanes(ADD);
+                    blockMax = Math.max(blockMax, largest.reduceLanes(MAX));
+                    if (terms) {
+                        crossTerm += (double) blockAbsmax * cross.reduceLanes(ADD);
+                        squaredLevels += levels.reduceLanes(ADD);
+                    }
+                }
+            }
+            measured += done;
+            maxError = Math.max(maxError, blockMax);
+            if (terms) {
+                ScalarNf4Kernels.addTerms(blockTerms, block, crossTerm, squaredLevels, blockMax);
+            }
+            if (done < length) {
+                ScalarNf4Kernels.measureBlock(src, type, start, done, length, blockAbsmax, codes, into, blockTerms,
+                        block);
+            }
+        }
+        into.add(measured, squaredError, squaredSignal, maxError);
+    }
+
+    /**
+     * The plain difference of two F32 arrays, summed in float lanes eight vectors at a time and reduced
+     * into doubles. A run whose largest value or error lies outside [2^-56, 2^56] (where float squares
+     * would overflow, or underflow and lose the sum) is summed again by the scalar rules, in double.
+     */
+    @Override
+    public void difference(MemorySegment original, MemorySegment restored, long count, QuantizationError into) {
+        double squaredError = 0;
+        double squaredSignal = 0;
+        float maxError = 0;
+        long measured = 0;
+        long i = 0;
+        while (i <= count - LANES) {
+            long runStart = i;
+            FloatVector error = FloatVector.zero(FLOATS);
+            FloatVector signal = FloatVector.zero(FLOATS);
+            FloatVector largest = FloatVector.zero(FLOATS);
+            FloatVector largestValue = FloatVector.zero(FLOATS);
+            for (int n = 0; n < VECTORS_PER_FLUSH && i <= count - LANES; n++, i += LANES) {
+                FloatVector x = FloatVector.fromMemorySegment(FLOATS, original, 4 * i, LE);
+                FloatVector d = x.sub(FloatVector.fromMemorySegment(FLOATS, restored, 4 * i, LE));
+                error = d.fma(d, error);
+                signal = x.fma(x, signal);
+                largest = largest.max(d.abs());
+                largestValue = largestValue.max(x.abs());
+            }
+            float runMax = largest.reduceLanes(MAX);
+            float runMaxValue = largestValue.reduceLanes(MAX);
+            if (inSquareRange(runMax) && inSquareRange(runMaxValue)) {
+                squaredError += error.reduceLanes(ADD);
+                squaredSignal += signal.reduceLanes(ADD);
+                maxError = Math.max(maxError, runMax);
+                measured += i - runStart;
+            } else {
+                ScalarNf4Kernels.differenceOf(original, restored, runStart, i, into);
+            }
+        }
+        into.add(measured, squaredError, squaredSignal, maxError);
+        ScalarNf4Kernels.differenceOf(original, restored, i, count, into);
+    }
+
+    /** Whether sums of squares of magnitudes up to {@code max} are exact enough in float: 0, or 2^-56 to 2^56. */
+    private static boolean inSquareRange(float max) {
+        return max == 0 || max >= 0x1p-56f && max <= 0x1p56f;
     }
 
     // ---- lane helpers -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4Codebook;
+import dev.qnat.nf4.QuantizationError;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -54,6 +55,84 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
             int length = (int) Math.min(blockSize, count - start);
             decode(codes, start, 0, length, absmax.get(FLOAT, 4 * block), dst, type);
         }
+    }
+
+    @Override
+    public void quantizeMeasured(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
+                                 long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError into,
+                                 MemorySegment blockTerms) {
+        quantize(src, type, count, blockSize, firstBlock, endBlock, codes, absmax);
+        measure(src, type, count, blockSize, firstBlock, endBlock, codes, absmax, into, blockTerms);
+    }
+
+    /**
+     * Adds to {@code into} the error of blocks {@code [firstBlock, endBlock)} already quantized into
+     * {@code codes} and {@code absmax}, with the terms of {@link #quantizeMeasured} where {@code blockTerms}
+     * is not null.
+     */
+    public void measure(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                        MemorySegment codes, MemorySegment absmax, QuantizationError into, MemorySegment blockTerms) {
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            measureBlock(src, type, start, 0, length, absmax.get(FLOAT, 4 * block), codes, into, blockTerms, block);
+        }
+    }
+
+    @Override
+    public void difference(MemorySegment original, MemorySegment restored, long count, QuantizationError into) {
+        differenceOf(original, restored, 0, count, into);
+    }
+
+    /**
+     * Adds the error of elements {@code [start + from, start + length)} of a block to {@code into}, and
+     * where {@code blockTerms} is not null adds that part's terms to block {@code block}'s.
+     */
+    static void measureBlock(MemorySegment src, FloatType type, long start, int from, int length, float absmax,
+                             MemorySegment codes, QuantizationError into, MemorySegment blockTerms, long block) {
+        double squaredError = 0;
+        double squaredSignal = 0;
+        double maxError = 0;
+        double crossTerm = 0;
+        double squaredLevels = 0;
+        for (int i = from; i < length; i++) {
+            int packed = codes.get(JAVA_BYTE, (start + i) / 2);
+            float level = Nf4Codebook.level((i & 1) == 0 ? packed & 0xF : (packed >>> 4) & 0xF);
+            float x = type.read(src, start + i);
+            double d = (double) x - (level * absmax);
+            squaredError += d * d;
+            squaredSignal += (double) x * x;
+            maxError = Math.max(maxError, Math.abs(d));
+            crossTerm += (double) x * level;
+            squaredLevels += (double) level * level;
+        }
+        into.add(length - from, squaredError, squaredSignal, maxError);
+        if (blockTerms != null) {
+            addTerms(blockTerms, block, crossTerm, squaredLevels, maxError);
+        }
+    }
+
+    /** Adds to a block's stored terms (zero when its first part starts). */
+    static void addTerms(MemorySegment blockTerms, long block, double crossTerm, double squaredLevels, double maxError) {
+        long at = 12 * block;
+        blockTerms.set(FLOAT, at, (float) (blockTerms.get(FLOAT, at) + crossTerm));
+        blockTerms.set(FLOAT, at + 4, (float) (blockTerms.get(FLOAT, at + 4) + squaredLevels));
+        blockTerms.set(FLOAT, at + 8, (float) Math.max(blockTerms.get(FLOAT, at + 8), maxError));
+    }
+
+    /** Adds the error of F32 elements {@code [from, to)} of {@code restored} against {@code original}. */
+    static void differenceOf(MemorySegment original, MemorySegment restored, long from, long to, QuantizationError into) {
+        double squaredError = 0;
+        double squaredSignal = 0;
+        double maxError = 0;
+        for (long i = from; i < to; i++) {
+            float x = original.getAtIndex(FLOAT, i);
+            double d = (double) x - restored.getAtIndex(FLOAT, i);
+            squaredError += d * d;
+            squaredSignal += (double) x * x;
+            maxError = Math.max(maxError, Math.abs(d));
+        }
+        into.add(to - from, squaredError, squaredSignal, maxError);
     }
 
     /** max |x| over elements {@code [start, start + length)}. */

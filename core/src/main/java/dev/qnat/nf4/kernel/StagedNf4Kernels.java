@@ -1,6 +1,7 @@
 package dev.qnat.nf4.kernel;
 
 import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.QuantizationError;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
@@ -86,6 +87,34 @@ final class StagedNf4Kernels implements Nf4Kernels {
             long n = Math.min(count, end * blockSize) - from;
             MemorySegment chunk = buffers.values(src, type.byteSize() * from, type.byteSize() * n);
             inner.quantize(chunk, type, n, blockSize, 0, end - first, codes.asSlice(from / 2), absmax.asSlice(4 * first));
+        }
+    }
+
+    @Override
+    public void quantizeMeasured(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
+                                 long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError into,
+                                 MemorySegment blockTerms) {
+        long blocksPerChunk = Math.max(1, CHUNK_BYTES / type.byteSize() / blockSize);
+        Buffers buffers = BUFFERS.get();
+        for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
+            long end = Math.min(endBlock, first + blocksPerChunk);
+            long from = first * blockSize;
+            long n = Math.min(count, end * blockSize) - from;
+            MemorySegment chunk = buffers.values(src, type.byteSize() * from, type.byteSize() * n);
+            inner.quantizeMeasured(chunk, type, n, blockSize, 0, end - first, codes.asSlice(from / 2),
+                    absmax.asSlice(4 * first), into, blockTerms == null ? null : blockTerms.asSlice(12 * first));
+        }
+    }
+
+    @Override
+    public void difference(MemorySegment original, MemorySegment restored, long count, QuantizationError into) {
+        long perChunk = CHUNK_BYTES / 4;
+        Buffers buffers = BUFFERS.get();
+        for (long from = 0; from < count; from += perChunk) {
+            long n = Math.min(perChunk, count - from);
+            MemorySegment a = original.isMapped() ? buffers.values(original, 4 * from, 4 * n) : original.asSlice(4 * from);
+            MemorySegment b = restored.isMapped() ? buffers.scales(restored, 4 * from, 4 * n) : restored.asSlice(4 * from);
+            inner.difference(a, b, n, into);
         }
     }
 
