@@ -17,34 +17,40 @@ import java.util.Locale;
 final class Comparison {
     private static final int CHUNK = 1 << 16;
 
-    /** Error figures of one tensor, or of several summed. */
-    record Stats(String name, long count, double sumSquaredError, double sumSquaredSignal, double maxAbsError) {
-        double rmse() {
-            return count == 0 ? 0 : Math.sqrt(sumSquaredError / count);
+    /** Error figures of one tensor, or of several summed (named "all"). */
+    record Stats(String name, QuantizationError error) {
+        long count() {
+            return error.count();
         }
 
-        /** Signal-to-noise ratio in dB: signal power over error power. */
-        double snrDb() {
-            return sumSquaredError == 0 ? Double.POSITIVE_INFINITY : 10 * Math.log10(sumSquaredSignal / sumSquaredError);
+        double sumSquaredError() {
+            return error.sumSquaredError();
         }
 
-        static Stats of(String name, QuantizationError error) {
-            return new Stats(name, error.count(), error.sumSquaredError(), error.sumSquaredSignal(), error.maxAbsError());
+        double sumSquaredSignal() {
+            return error.sumSquaredSignal();
+        }
+
+        double maxAbsError() {
+            return error.maxAbsError();
         }
 
         Stats plus(Stats other) {
-            return new Stats("all", count + other.count, sumSquaredError + other.sumSquaredError,
-                    sumSquaredSignal + other.sumSquaredSignal, Math.max(maxAbsError, other.maxAbsError));
+            QuantizationError sum = new QuantizationError();
+            sum.add(error);
+            sum.add(other.error);
+            return new Stats("all", sum);
         }
 
         String line() {
-            return String.format(Locale.ROOT, "RMSE %.3e, max |error| %.3e, SNR %.2f dB", rmse(), maxAbsError, snrDb());
+            return String.format(Locale.ROOT, "RMSE %.3e, max |error| %.3e, SNR %.2f dB", error.rmse(),
+                    error.maxAbsError(), error.snrDb());
         }
 
         String json() {
             return String.format(Locale.ROOT, "{\"tensor\": %s, \"elements\": %d, \"rmse\": %s, \"max_abs_error\": %s, "
-                    + "\"snr_db\": %s}", Json.string(name), count, Json.number(rmse()), Json.number(maxAbsError),
-                    Json.number(snrDb()));
+                    + "\"snr_db\": %s}", Json.string(name), error.count(), Json.number(error.rmse()),
+                    Json.number(error.maxAbsError()), Json.number(error.snrDb()));
         }
     }
 
@@ -146,15 +152,15 @@ final class Comparison {
             quantized.read(from, b, length);
             Nf4.measureError(MemorySegment.ofArray(a).asSlice(0, 4L * length), MemorySegment.ofArray(b), error);
         }
-        return Stats.of(name, error);
+        return new Stats(name, error);
     }
 
     static Stats total(List<Stats> all) {
-        return all.stream().reduce(new Stats("all", 0, 0, 0, 0), Stats::plus);
+        return all.stream().reduce(new Stats("all", new QuantizationError()), Stats::plus);
     }
 
     /** The tensor with the lowest SNR. */
     static Stats worst(List<Stats> all) {
-        return all.stream().min((x, y) -> Double.compare(x.snrDb(), y.snrDb())).orElse(null);
+        return all.stream().min((x, y) -> Double.compare(x.error().snrDb(), y.error().snrDb())).orElse(null);
     }
 }

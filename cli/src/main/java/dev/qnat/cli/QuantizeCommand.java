@@ -177,7 +177,7 @@ final class QuantizeCommand implements Callable<Integer> {
         for (SafetensorsTensor t : checkpoint.tensors()) {
             QuantizationError error = errors.get(t.name());
             if (error != null) {
-                all.add(Comparison.Stats.of(t.name(), error));
+                all.add(new Comparison.Stats(t.name(), error));
             }
         }
         Comparison.Stats total = Comparison.total(all);

@@ -130,12 +130,15 @@ public final class Nf4 {
                                       long endBlock, MemorySegment codes, MemorySegment absmax) {
         long count = checkQuantize(src, srcType, blockSize, codes, absmax);
         Nf4Kernels kernels = Nf4KernelProvider.kernelsReading(src);
-        long blocks = blockCount(count, blockSize);
+        checkBlockRange(firstBlock, endBlock, blockCount(count, blockSize));
+        kernels.quantize(src, srcType, count, blockSize, firstBlock, endBlock, codes, absmax);
+        throwIfNonFinite(src, srcType, count, blockSize, firstBlock, endBlock, absmax, kernels);
+    }
+
+    private static void checkBlockRange(long firstBlock, long endBlock, long blocks) {
         if (firstBlock < 0 || firstBlock > endBlock || endBlock > blocks) {
             throw new IndexOutOfBoundsException("blocks [" + firstBlock + ", " + endBlock + ") of " + blocks);
         }
-        kernels.quantize(src, srcType, count, blockSize, firstBlock, endBlock, codes, absmax);
-        throwIfNonFinite(src, srcType, count, blockSize, firstBlock, endBlock, absmax, kernels);
     }
 
     /** A NaN or infinity in blocks just quantized shows in their absmax; reports the first with its index. */
@@ -152,9 +155,9 @@ public final class Nf4 {
 
     /**
      * {@link #quantizeBlocks(MemorySegment, FloatType, int, long, long, MemorySegment, MemorySegment)}, and
-     * adds each block's reconstruction error to {@code error} as it quantizes it, on the same lanes: the
-     * figures {@code qnat compare} gives, without a second pass. Where {@code blockTerms}
-     * is not null (zeroed, 12 bytes per block of the whole input), it also keeps what
+     * adds the reconstruction error of each small chunk of blocks to {@code error} right after quantizing
+     * it, while it is in cache: the figures {@code qnat compare} gives, without a second pass. Where
+     * {@code blockTerms} is not null (zeroed, 12 bytes per block of the whole input), it also keeps what
      * {@link #errorAtStoredAbsmax} needs once the absmax values are stored another way.
      */
     public static void quantizeBlocks(MemorySegment src, FloatType srcType, int blockSize, long firstBlock,
@@ -165,10 +168,7 @@ public final class Nf4 {
         if (blockTerms != null) {
             checkRoom(blockTerms, 12 * blockCount(count, blockSize), "block terms", count);
         }
-        long blocks = blockCount(count, blockSize);
-        if (firstBlock < 0 || firstBlock > endBlock || endBlock > blocks) {
-            throw new IndexOutOfBoundsException("blocks [" + firstBlock + ", " + endBlock + ") of " + blocks);
-        }
+        checkBlockRange(firstBlock, endBlock, blockCount(count, blockSize));
         Nf4Kernels kernels = Nf4KernelProvider.kernelsReading(src);
         kernels.quantizeMeasured(src, srcType, count, blockSize, firstBlock, endBlock, codes, absmax, error, blockTerms);
         throwIfNonFinite(src, srcType, count, blockSize, firstBlock, endBlock, absmax, kernels);
@@ -273,8 +273,8 @@ public final class Nf4 {
     public static void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, MemorySegment dst,
                                   FloatType dstType) {
         long count = checkDequantize(codes, absmax, blockSize, dst, dstType);
-        Nf4KernelProvider.kernelsReading(codes, absmax).dequantize(codes, absmax, blockSize, count, 0, blockCount(count, blockSize),
-                dst, dstType);
+        Nf4KernelProvider.kernelsReading(codes, absmax).dequantize(codes, absmax, blockSize, count, 0,
+                blockCount(count, blockSize), dst, dstType);
     }
 
     /** {@link #dequantize(MemorySegment, MemorySegment, int, MemorySegment, FloatType)} on the common pool. */
