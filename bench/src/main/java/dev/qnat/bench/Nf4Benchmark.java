@@ -2,6 +2,7 @@ package dev.qnat.bench;
 
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
+import dev.qnat.nf4.QuantizationError;
 import dev.qnat.nf4.kernel.Nf4KernelProvider;
 import dev.qnat.nf4.kernel.Nf4Kernels;
 import java.lang.foreign.Arena;
@@ -57,6 +58,7 @@ public class Nf4Benchmark {
     private MemorySegment codes;
     private MemorySegment absmax;
     private MemorySegment output;
+    private MemorySegment terms;
     private long blocks;
 
     @Setup(Level.Trial)
@@ -71,6 +73,7 @@ public class Nf4Benchmark {
         codes = arena.allocate(Nf4.packedSize(elements), 64);
         blocks = Nf4.blockCount(elements, BLOCK_SIZE);
         absmax = arena.allocate(4 * blocks, 64);
+        terms = arena.allocate(12 * blocks, 64);
         SplittableRandom random = new SplittableRandom(42);
         ValueLayout.OfFloat f32 = ValueLayout.JAVA_FLOAT.withOrder(ByteOrder.LITTLE_ENDIAN);
         ValueLayout.OfShort f16 = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -109,6 +112,17 @@ public class Nf4Benchmark {
     @Benchmark
     public long scan() {
         return kernels.firstNonFinite(values, type, 0, elements);
+    }
+
+    /**
+     * The block work with the accuracy figures measured as it goes, as {@code qnat quantize} runs it by
+     * default (per-block terms kept, as for double quantization).
+     */
+    @Benchmark
+    public QuantizationError quantizeMeasured() {
+        QuantizationError error = new QuantizationError();
+        kernels.quantizeMeasured(values, type, elements, BLOCK_SIZE, 0, blocks, codes, absmax, error, terms);
+        return error;
     }
 
     /** The block work alone, as the QNAT writer runs it (its output is a temp file discarded on failure). */
