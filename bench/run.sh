@@ -13,7 +13,7 @@ run() { # name, extra JMH args...
   "$java_home/bin/java" -jar bench/target/benchmarks.jar Nf4Benchmark -rf json -rff "$out/$name.json" "$@" \
     > "$out/$name.log"
 }
-run scalar -p impl=scalar "$@"
+run scalar -p impl=scalar -jvmArgsAppend "-Dqnat.vector.bits=scalar" "$@"
 for bits in 512 256 128; do
   run "vector-$bits" -p impl=vector -jvmArgsAppend "-Dqnat.vector.bits=$bits" "$@"
 done

@@ -28,6 +28,13 @@ public final class DoubleQuantization {
     /** 10^(i-6) for i = 0..6, as Python's float literals, so with one correct rounding each. */
     private static final double[] DECADES = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0};
     private static final float[] SIGNED_DYNAMIC_MAP = signedDynamicMap();
+    /**
+     * Values read at a time into a heap array. These loops run once per tensor, after its quantization,
+     * mostly before the JIT has compiled them with C2; loops over arrays are fast at every tier, where
+     * segment accesses one by one were slow at C1 (with the same change in Nf4.errorAtStoredAbsmax,
+     * default `qnat quantize` of a 444 MB checkpoint went from 4.97 to 3.98 s, medians of 5).
+     */
+    private static final int CHUNK = 4096;
 
     private DoubleQuantization() {}
 
@@ -86,18 +93,21 @@ public final class DoubleQuantization {
         checkRoom(codes, blocks, "codes", blocks);
         checkRoom(nestedAbsmax, 4 * groupCount(blocks), "nested absmax", blocks);
         float offset = offset(absmax, blocks);
+        float[] values = new float[GROUP_SIZE];
+        byte[] groupCodes = new byte[GROUP_SIZE];
         for (long group = 0, start = 0; start < blocks; group++, start += GROUP_SIZE) {
-            long end = Math.min(blocks, start + GROUP_SIZE);
+            int length = (int) Math.min(GROUP_SIZE, blocks - start);
+            MemorySegment.copy(absmax, FLOAT, 4 * start, values, 0, length);
             float groupAbsmax = 0f;
-            for (long b = start; b < end; b++) {
-                groupAbsmax = Math.max(groupAbsmax, Math.abs(absmax.getAtIndex(FLOAT, b) - offset));
+            for (int i = 0; i < length; i++) {
+                groupAbsmax = Math.max(groupAbsmax, Math.abs(values[i] - offset));
             }
             nestedAbsmax.setAtIndex(FLOAT, group, groupAbsmax);
             float reciprocal = 1f / groupAbsmax;
-            for (long b = start; b < end; b++) {
-                float normalized = (absmax.getAtIndex(FLOAT, b) - offset) * reciprocal;
-                codes.set(ValueLayout.JAVA_BYTE, b, (byte) encode(normalized));
+            for (int i = 0; i < length; i++) {
+                groupCodes[i] = (byte) encode((values[i] - offset) * reciprocal);
             }
+            MemorySegment.copy(groupCodes, 0, codes, ValueLayout.JAVA_BYTE, start, length);
         }
         return offset;
     }
@@ -110,12 +120,16 @@ public final class DoubleQuantization {
         Objects.requireNonNull(absmax, "absmax");
         checkRoom(absmax, 4 * blocks, "absmax", blocks);
         double sum = 0;
-        for (long b = 0; b < blocks; b++) {
-            float value = absmax.getAtIndex(FLOAT, b);
-            if (!Float.isFinite(value)) {
-                throw new NonFiniteValueException(b, value);
+        float[] values = new float[CHUNK];
+        for (long start = 0; start < blocks; start += CHUNK) {
+            int length = (int) Math.min(CHUNK, blocks - start);
+            MemorySegment.copy(absmax, FLOAT, 4 * start, values, 0, length);
+            for (int i = 0; i < length; i++) {
+                if (!Float.isFinite(values[i])) {
+                    throw new NonFiniteValueException(start + i, values[i]);
+                }
+                sum += values[i];
             }
-            sum += value;
         }
         return blocks == 0 ? 0f : (float) (sum / blocks);
     }
@@ -130,9 +144,16 @@ public final class DoubleQuantization {
         checkRoom(codes, blocks, "codes", blocks);
         checkRoom(nestedAbsmax, 4 * groupCount(blocks), "nested absmax", blocks);
         checkRoom(absmax, 4 * blocks, "absmax", blocks);
-        for (long b = 0; b < blocks; b++) {
-            int code = Byte.toUnsignedInt(codes.get(ValueLayout.JAVA_BYTE, b));
-            absmax.setAtIndex(FLOAT, b, table[code] * nestedAbsmax.getAtIndex(FLOAT, b / GROUP_SIZE) + offset);
+        byte[] groupCodes = new byte[GROUP_SIZE];
+        float[] values = new float[GROUP_SIZE];
+        for (long group = 0, start = 0; start < blocks; group++, start += GROUP_SIZE) {
+            int length = (int) Math.min(GROUP_SIZE, blocks - start);
+            MemorySegment.copy(codes, ValueLayout.JAVA_BYTE, start, groupCodes, 0, length);
+            float groupAbsmax = nestedAbsmax.getAtIndex(FLOAT, group);
+            for (int i = 0; i < length; i++) {
+                values[i] = table[Byte.toUnsignedInt(groupCodes[i])] * groupAbsmax + offset;
+            }
+            MemorySegment.copy(values, 0, absmax, FLOAT, 4 * start, length);
         }
     }
 
