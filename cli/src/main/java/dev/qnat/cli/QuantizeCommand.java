@@ -111,6 +111,9 @@ final class QuantizeCommand implements Callable<Integer> {
                     throw new IllegalArgumentException("--include '" + glob + "' matches no tensor of " + input);
                 }
             }
+            // A command is short-lived: on a small model the scalar kernels finish before the vector ones compile.
+            Nf4.expectWork(checkpoint.tensors().stream().filter(options.quantize())
+                    .mapToLong(SafetensorsTensor::elementCount).sum());
             long bytesIn = checkpoint.dataBytes();
             int quantized;
             int kept;
@@ -155,9 +158,9 @@ final class QuantizeCommand implements Callable<Integer> {
                 out.printf("bits per quantized weight: %.3f in codes and scales, %.3f with headers, tables and padding%n",
                         8.0 * payloadBytes / quantizedElements, 8.0 * (bytesOut - keptBytes) / quantizedElements);
             }
-            out.printf("wall time %s, %.2f GB/s of input on %d %s (the first second or so is the JIT warming up)%n",
+            out.printf("wall time %s, %.2f GB/s of input on %d %s, %s kernels (JIT warm-up included)%n",
                     Units.seconds(elapsed), bytesIn / (elapsed / 1e9) / 1e9, options.threads(),
-                    options.threads() == 1 ? "thread" : "threads");
+                    options.threads() == 1 ? "thread" : "threads", Nf4.kernelName());
             if (format == Format.bnb) {
                 out.println("transformers loads it with the quantization_config written beside it");
             }

@@ -69,6 +69,21 @@ public final class Nf4 {
         return count / 2 + (count & 1);
     }
 
+    /**
+     * For short-lived processes, a command line say: this process will quantize about {@code elements}
+     * elements from now on. Where that is little, quantize calls run on the scalar kernels, which give
+     * the same bytes and are compiled within milliseconds, where the vector kernels would spend much of
+     * such a run interpreted before the JIT compiles them. Long-running processes need not call it.
+     */
+    public static void expectWork(long elements) {
+        Nf4KernelProvider.expectWork(elements);
+    }
+
+    /** The name of the kernels quantize calls run on now, e.g. {@code panama-256} or {@code scalar}. */
+    public static String kernelName() {
+        return Nf4KernelProvider.quantizingName();
+    }
+
     // ---- quantize ---------------------------------------------------------------------------------
 
     /** Quantizes float32 values. */

@@ -1,5 +1,6 @@
 package dev.qnat.nf4;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -63,6 +64,28 @@ class KernelSelectionTest {
     void aBadWidthFallsBackInsteadOfFailing() throws Exception {
         assertScalarWithOneWarning(runProbe("--add-modules", "jdk.incubator.vector", "-Dqnat.vector.bits=96"),
                 "qnat.vector.bits=96 is not 128, 256, 512 or scalar");
+    }
+
+    @Test
+    void aSmallWorkloadQuantizesOnTheScalarKernelsWithTheSameBytes() {
+        float[] x = TestData.values(TestData.Shape.HEAVY_TAILED, 100_001, 64, new java.util.SplittableRandom(3));
+        byte[] vectorCodes = new byte[50_001];
+        float[] vectorAbsmax = new float[1563];
+        byte[] smallCodes = vectorCodes.clone();
+        float[] smallAbsmax = vectorAbsmax.clone();
+        try {
+            Nf4.expectWork(1_000_000_000L);
+            assertEquals(Nf4KernelProvider.kernels().name(), Nf4.kernelName());
+            Nf4.quantize(x, 64, vectorCodes, vectorAbsmax);
+            Nf4.expectWork(x.length);
+            boolean vectorChosen = !Nf4KernelProvider.kernels().name().equals("scalar");
+            assertEquals("scalar", Nf4.kernelName(), vectorChosen ? "small work goes to the scalar kernels" : "");
+            Nf4.quantize(x, 64, smallCodes, smallAbsmax);
+        } finally {
+            Nf4.expectWork(Long.MAX_VALUE);
+        }
+        assertArrayEquals(vectorCodes, smallCodes);
+        assertArrayEquals(vectorAbsmax, smallAbsmax);
     }
 
     @Test

@@ -14,7 +14,7 @@ import java.util.Optional;
  */
 public final class Nf4KernelProvider {
     private static final System.Logger LOG = System.getLogger("dev.qnat.nf4");
-    private static final Nf4Kernels CHOSEN = choose();
+    private static final Nf4Kernels CHOSEN = sizedByWork(choose());
     private static final Nf4Kernels STAGED = new StagedNf4Kernels(CHOSEN);
 
     private Nf4KernelProvider() {}
@@ -35,6 +35,26 @@ public final class Nf4KernelProvider {
             }
         }
         return CHOSEN;
+    }
+
+    /**
+     * The process will quantize about {@code elements} elements from now on: little enough, and quantize
+     * calls run on the scalar kernels, which give the same bytes without waiting for the JIT (see
+     * SmallWorkNf4Kernels). Nothing where the scalar kernels are the chosen ones anyway.
+     */
+    public static void expectWork(long elements) {
+        if (CHOSEN instanceof SmallWorkNf4Kernels sized) {
+            sized.expectWork(elements);
+        }
+    }
+
+    /** The name of the kernels that quantize calls run on now. */
+    public static String quantizingName() {
+        return CHOSEN instanceof SmallWorkNf4Kernels sized ? sized.quantizing().name() : CHOSEN.name();
+    }
+
+    private static Nf4Kernels sizedByWork(Nf4Kernels chosen) {
+        return chosen == ScalarNf4Kernels.INSTANCE ? chosen : new SmallWorkNf4Kernels(ScalarNf4Kernels.INSTANCE, chosen);
     }
 
     /** The scalar reference kernels. */

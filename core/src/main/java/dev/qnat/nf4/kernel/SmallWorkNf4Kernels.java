@@ -1,0 +1,74 @@
+package dev.qnat.nf4.kernel;
+
+import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.QuantizationError;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The vector kernels, with their quantize operations handed to the scalar ones in a process that said
+ * it has little to quantize. Vector code runs interpreted, hundreds of times slower than compiled, until
+ * C2 has compiled it after a few seconds of work, while the scalar kernels are compiled within
+ * milliseconds: on this project's AVX2 test machine a whole `qnat quantize` was faster on the scalar
+ * kernels up to about 100 M elements on one thread and 270 M on two (BENCHMARKS.md). Both give the same
+ * bytes. (A background thread that warmed the vector code up on a few blocks while the scalar kernels
+ * worked was tried first: it took 2 to 4 s to get there, competed with the workers for the cores, and
+ * made the 222 M-element command twice as slow.)
+ */
+final class SmallWorkNf4Kernels implements Nf4Kernels {
+    /** Work up to this many elements goes to the scalar kernels, once a process says it has no more. */
+    static final long SMALL_WORK_ELEMENTS = 100_000_000L;
+
+    private final Nf4Kernels scalar;
+    private final Nf4Kernels vector;
+    private volatile boolean smallWork;
+
+    SmallWorkNf4Kernels(Nf4Kernels scalar, Nf4Kernels vector) {
+        this.scalar = scalar;
+        this.vector = vector;
+    }
+
+    /** The process will quantize about this many elements from now on; decides which kernels do it. */
+    void expectWork(long elements) {
+        smallWork = elements <= SMALL_WORK_ELEMENTS;
+    }
+
+    /** The kernels that quantize calls run on now. */
+    Nf4Kernels quantizing() {
+        return smallWork ? scalar : vector;
+    }
+
+    @Override
+    public long firstNonFinite(MemorySegment src, FloatType type, long from, long to) {
+        return quantizing().firstNonFinite(src, type, from, to);
+    }
+
+    @Override
+    public void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                         MemorySegment codes, MemorySegment absmax) {
+        quantizing().quantize(src, type, count, blockSize, firstBlock, endBlock, codes, absmax);
+    }
+
+    @Override
+    public void quantizeMeasured(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
+                                 long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError into,
+                                 MemorySegment blockTerms) {
+        quantizing().quantizeMeasured(src, type, count, blockSize, firstBlock, endBlock, codes, absmax, into,
+                blockTerms);
+    }
+
+    @Override
+    public void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, long count, long firstBlock,
+                           long endBlock, MemorySegment dst, FloatType type) {
+        vector.dequantize(codes, absmax, blockSize, count, firstBlock, endBlock, dst, type);
+    }
+
+    @Override
+    public void difference(MemorySegment original, MemorySegment restored, long count, QuantizationError into) {
+        vector.difference(original, restored, count, into);
+    }
+
+    @Override
+    public String name() {
+        return vector.name();
+    }
+}
