@@ -60,7 +60,7 @@ final class QnatV1 {
             long count = 1;
             for (int d = 0; d < rank; d++) {
                 shape[d] = bytes.u64(where + " dimension " + d, position);
-                count = shape[d] == 0 || count == 0 ? 0 : count > ((1L << 62) - 1) / shape[d] ? -1 : count * shape[d];
+                count = ElementCount.times(count, shape[d]);
                 if (count < 0) {
                     throw bytes.error(where + " dimension " + d, position, "the shape has 2^62 elements or more");
                 }
@@ -70,7 +70,7 @@ final class QnatV1 {
             long blockSize = bytes.u32(where + " block_size", position);
             long storedOffset = bytes.u64(where + " data_offset", position + 4);
             long blocks = bytes.u32(where + " block_count", position + 12);
-            if (blockSize < Nf4.MIN_BLOCK_SIZE || blockSize > Nf4.MAX_BLOCK_SIZE || blockSize % 2 != 0) {
+            if (!Nf4.isBlockSize(blockSize)) {
                 throw bytes.error(where + " block_size", blockSizeField, "value " + blockSize
                         + "; qnat reads v1 tensors with even block sizes from 2 to 2^20");
             }

@@ -260,30 +260,8 @@ public final class QnatWriter {
         MemorySegment strings = file.asSlice(layout.stringsOffset, layout.stringsLength);
         for (int t = 0; t < tensors.size(); t++) {
             TensorToWrite tensor = tensors.get(t);
-            MemorySegment entry = file.asSlice(layout.tableOffset + (long) t * QnatLayout.ENTRY_SIZE, QnatLayout.ENTRY_SIZE);
             long[] shape = tensor.shape();
-            entry.set(U64, 0, layout.nameOffsets[t]);
-            entry.set(U32, 8, layout.names[t].length);
-            entry.set(U32, 12, shape.length);
-            entry.set(U64, 16, layout.dimsOffsets[t]);
-            entry.set(U64, 24, tensor.elementCount());
-            entry.set(ValueLayout.JAVA_BYTE, 32, (byte) tensor.dtype().code());
-            entry.set(ValueLayout.JAVA_BYTE, 33, (byte) tensor.encoding().ordinal());
-            ScaleStorage scales = tensor.encoding() == Encoding.RAW ? ScaleStorage.NONE
-                    : tensor.doubleQuant() ? ScaleStorage.DOUBLE_QUANT : ScaleStorage.ABSMAX_F32;
-            entry.set(ValueLayout.JAVA_BYTE, 34, (byte) scales.ordinal());
-            entry.set(U32, 36, tensor.blockSize());
-            entry.set(U32, 40, tensor.doubleQuant() ? DoubleQuantization.GROUP_SIZE : 0);
-            entry.set(F32, 44, dqOffsets[t]);
-            for (int s = 0; s < QnatLayout.SECTIONS; s++) {
-                long length = layout.sectionLengths[t][s];
-                if (length >= 0) {
-                    long offset = layout.sectionOffsets[t][s];
-                    entry.set(U64, 48 + 24L * s, offset);
-                    entry.set(U64, 56 + 24L * s, length);
-                    entry.set(U32, 64 + 24L * s, Crc32c.of(file.asSlice(offset, length)));
-                }
-            }
+            writeEntry(file, layout, t, tensor, dqOffsets[t]);
             MemorySegment.copy(layout.names[t], 0, strings, ValueLayout.JAVA_BYTE, layout.nameOffsets[t],
                     layout.names[t].length);
             MemorySegment.copy(shape, 0, strings, U64, layout.dimsOffsets[t], shape.length);
@@ -291,23 +269,49 @@ public final class QnatWriter {
         for (int i = 0; i < layout.nameIndex.length; i++) {
             file.set(U32, layout.indexOffset + 4L * i, layout.nameIndex[i]);
         }
-        file.asSlice(0, 4).copyFrom(MemorySegment.ofArray(QnatLayout.MAGIC));
-        file.set(U32, 4, QnatLayout.VERSION);
-        file.set(U32, 8, 0);
-        file.set(U64, 16, layout.headerLength);
-        file.set(U64, 24, layout.fileLength);
-        file.set(U64, 32, QnatLayout.FIXED_HEADER_SIZE);
-        file.set(U64, 40, layout.metadata.length);
-        file.set(U64, 48, layout.tableOffset);
-        file.set(U64, 56, (long) QnatLayout.ENTRY_SIZE * tensors.size());
-        file.set(U64, 64, layout.indexOffset);
-        file.set(U64, 72, 4L * tensors.size());
-        file.set(U64, 80, layout.stringsOffset);
-        file.set(U64, 88, layout.stringsLength);
-        file.set(U32, 96, tensors.size());
-        file.set(U32, 100, QnatLayout.ENTRY_SIZE);
-        file.set(U32, 12, 0);
-        file.set(U32, 12, Crc32c.of(file.asSlice(0, layout.headerLength)));
+        file.asSlice(QnatField.MAGIC.offset(), QnatField.MAGIC.size()).copyFrom(MemorySegment.ofArray(QnatLayout.MAGIC));
+        QnatField.VERSION.put(file, 0, QnatLayout.VERSION);
+        QnatField.FLAGS.put(file, 0, 0);
+        QnatField.HEADER_LENGTH.put(file, 0, layout.headerLength);
+        QnatField.FILE_LENGTH.put(file, 0, layout.fileLength);
+        QnatField.METADATA_OFFSET.put(file, 0, QnatLayout.FIXED_HEADER_SIZE);
+        QnatField.METADATA_LENGTH.put(file, 0, layout.metadata.length);
+        QnatField.TABLE_OFFSET.put(file, 0, layout.tableOffset);
+        QnatField.TABLE_LENGTH.put(file, 0, (long) QnatLayout.ENTRY_SIZE * tensors.size());
+        QnatField.INDEX_OFFSET.put(file, 0, layout.indexOffset);
+        QnatField.INDEX_LENGTH.put(file, 0, 4L * tensors.size());
+        QnatField.STRINGS_OFFSET.put(file, 0, layout.stringsOffset);
+        QnatField.STRINGS_LENGTH.put(file, 0, layout.stringsLength);
+        QnatField.TENSOR_COUNT.put(file, 0, tensors.size());
+        QnatField.ENTRY_SIZE.put(file, 0, QnatLayout.ENTRY_SIZE);
+        QnatField.HEADER_CRC32C.put(file, 0, QnatLayout.headerCrc(file, layout.headerLength));
     }
 
+    /** Tensor {@code t}'s entry in the table, its section CRCs computed from the filled sections. */
+    private static void writeEntry(MemorySegment file, QnatLayout layout, int t, TensorToWrite tensor, float dqOffset) {
+        long entry = layout.tableOffset + (long) t * QnatLayout.ENTRY_SIZE;
+        QnatField.NAME_OFFSET.put(file, entry, layout.nameOffsets[t]);
+        QnatField.NAME_LENGTH.put(file, entry, layout.names[t].length);
+        QnatField.RANK.put(file, entry, tensor.shape().length);
+        QnatField.DIMS_OFFSET.put(file, entry, layout.dimsOffsets[t]);
+        QnatField.ELEMENT_COUNT.put(file, entry, tensor.elementCount());
+        QnatField.DTYPE.put(file, entry, tensor.dtype().code());
+        QnatField.ENCODING.put(file, entry, tensor.encoding().ordinal());
+        ScaleStorage scales = tensor.encoding() == Encoding.RAW ? ScaleStorage.NONE
+                : tensor.doubleQuant() ? ScaleStorage.DOUBLE_QUANT : ScaleStorage.ABSMAX_F32;
+        QnatField.SCALES.put(file, entry, scales.ordinal());
+        QnatField.BLOCK_SIZE.put(file, entry, tensor.blockSize());
+        QnatField.NESTED_BLOCK_SIZE.put(file, entry, tensor.doubleQuant() ? DoubleQuantization.GROUP_SIZE : 0);
+        QnatField.DQ_OFFSET.putFloat(file, entry, dqOffset);
+        for (int s = 0; s < QnatLayout.SECTIONS; s++) {
+            long length = layout.sectionLengths[t][s];
+            if (length >= 0) {
+                long offset = layout.sectionOffsets[t][s];
+                long descriptor = entry + QnatField.sectionDescriptor(s);
+                QnatField.SECTION_OFFSET.put(file, descriptor, offset);
+                QnatField.SECTION_LENGTH.put(file, descriptor, length);
+                QnatField.SECTION_CRC32C.put(file, descriptor, Crc32c.of(file.asSlice(offset, length)));
+            }
+        }
+    }
 }

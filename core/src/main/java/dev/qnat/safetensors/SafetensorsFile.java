@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.format.DType;
+import dev.qnat.format.ElementCount;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.JsonInput;
 import dev.qnat.format.TensorToWrite;
@@ -204,7 +205,7 @@ public final class SafetensorsFile implements AutoCloseable {
                     e.shape = longs(tensor + " shape", json, value, TensorToWrite.MAX_RANK);
                     e.count = 1;
                     for (long dim : e.shape) {
-                        e.count = dim == 0 || e.count == 0 ? 0 : e.count > ((1L << 62) - 1) / dim ? -1 : e.count * dim;
+                        e.count = ElementCount.times(e.count, dim);
                         if (e.count < 0) {
                             throw new FormatException(tensor + ": shape " + Arrays.toString(e.shape) + " has too many elements");
                         }
