@@ -5,8 +5,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 
 /**
  * Bounds-checked little-endian reads from a mapped file, each failure a {@link FormatException}
@@ -136,8 +134,7 @@ final class HeaderBytes {
         }
         ByteBuffer bytes = file.asSlice(offset, length).asByteBuffer();
         try {
-            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(bytes).toString();
+            return JsonInput.strictUtf8(bytes);
         } catch (CharacterCodingException e) {
             throw error(field, offset, "not valid UTF-8");
         }

@@ -148,7 +148,7 @@ public final class SafetensorsFile implements AutoCloseable {
             while (json.nextToken() == JsonToken.FIELD_NAME) {
                 String name = json.currentName();
                 if (name.equals(METADATA_KEY)) {
-                    readMetadata(where, json, metadata);
+                    JsonInput.readStringMap(where + ": " + METADATA_KEY, "value of", json, json.nextToken(), metadata);
                 } else if (name.isEmpty()) {
                     throw new FormatException(where + ": a tensor has an empty name");
                 } else {
@@ -165,20 +165,6 @@ public final class SafetensorsFile implements AutoCloseable {
                     + " (at character " + e.getLocation().getCharOffset() + " of the header)", e);
         } catch (IOException e) {
             throw new FormatException(where + ": the header cannot be read: " + e.getMessage(), e);
-        }
-    }
-
-    private static void readMetadata(String where, JsonParser json, Map<String, String> metadata)
-            throws IOException, FormatException {
-        if (json.nextToken() != JsonToken.START_OBJECT) {
-            throw new FormatException(where + ": " + METADATA_KEY + " is not an object");
-        }
-        while (json.nextToken() == JsonToken.FIELD_NAME) {
-            String key = json.currentName();
-            if (json.nextToken() != JsonToken.VALUE_STRING) {
-                throw new FormatException(where + ": " + METADATA_KEY + " value of '" + key + "' is not a string");
-            }
-            metadata.put(key, json.getText());
         }
     }
 
