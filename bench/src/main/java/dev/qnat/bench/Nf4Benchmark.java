@@ -37,7 +37,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
 // jvmArgs, not jvmArgsAppend: the command line's -jvmArgsAppend (the width) must add to these, not replace them.
-@Fork(value = 1, jvmArgs = {"--add-modules", "jdk.incubator.vector", "-Xmx1g"})
+@Fork(value = 1, jvmArgsAppend = {"-Xms1g", "-Xmx1g", "-XX:+AlwaysPreTouch"})
 public class Nf4Benchmark {
     private static final int BLOCK_SIZE = 64;
 
