@@ -344,13 +344,6 @@ public final class QnatFile implements AutoCloseable {
         }
     }
 
-    /** An entry's encoding fields, checked against each other and the dtype. */
-    private record Storage(Encoding encoding, ScaleStorage scales, int blockSize, float dqOffset) {
-        boolean doubleQuant() {
-            return scales == ScaleStorage.DOUBLE_QUANT;
-        }
-    }
-
     private QnatTensor readEntry(HeaderBytes bytes, int t, long entry, Strings strings, long headerLength,
                                  List<long[]> used) throws FormatException {
         String name = readName(bytes, "tensor " + t, entry, strings);
@@ -361,12 +354,20 @@ public final class QnatFile implements AutoCloseable {
         int dtypeCode = (int) bytes.get(where, DTYPE, entry);
         DType dtype = DType.ofCode(dtypeCode).orElseThrow(() -> bytes.error("tensor " + t, DTYPE, entry,
                 "unknown dtype code " + dtypeCode));
-        Storage storage = readStorage(bytes, where, entry, dtype);
+        TensorStorage storage = readStorage(bytes, where, entry, dtype);
         bytes.zeros(where, ENTRY_RESERVED, entry);
         if (dtype.sizeOf(product) < 0) {
             throw bytes.error(where, ELEMENT_COUNT, entry, product + " elements of " + dtype
                     + " do not fill whole bytes");
         }
+        TensorSections sections = readSections(bytes, t, where, entry, product, dtype, storage, headerLength, used);
+        return new QnatTensor(this, name, shape, product, dtype, storage, sections);
+    }
+
+    /** The four section descriptors: used ones exactly as long as the format says, aligned, inside the file. */
+    private TensorSections readSections(HeaderBytes bytes, int t, String where, long entry, long product, DType dtype,
+                                        TensorStorage storage, long headerLength, List<long[]> used)
+            throws FormatException {
         long[] expected = QnatLayout.sectionLengths(product, dtype, storage.encoding(), storage.blockSize(),
                 storage.doubleQuant());
         MemorySegment[] sections = new MemorySegment[SECTIONS];
@@ -401,8 +402,7 @@ public final class QnatFile implements AutoCloseable {
                 used.add(new long[] {offset, length, t, s});
             }
         }
-        return new QnatTensor(this, name, shape, product, dtype, storage.encoding(), storage.scales(),
-                storage.blockSize(), storage.dqOffset(), sections, offsets, crcs, null);
+        return new TensorSections(sections, offsets, crcs, null);
     }
 
     private static String readName(HeaderBytes bytes, String where, long entry, Strings strings)
@@ -447,7 +447,7 @@ public final class QnatFile implements AutoCloseable {
         return new Dims(shape, product);
     }
 
-    private static Storage readStorage(HeaderBytes bytes, String where, long entry, DType dtype)
+    private static TensorStorage readStorage(HeaderBytes bytes, String where, long entry, DType dtype)
             throws FormatException {
         int encodingCode = (int) bytes.get(where, ENCODING, entry);
         int scalesCode = (int) bytes.get(where, SCALES, entry);
@@ -483,7 +483,7 @@ public final class QnatFile implements AutoCloseable {
             throw bytes.error(where, DQ_OFFSET, entry, "value " + dqOffset + ", expected "
                     + (doubleQuant ? "a finite number" : "0"));
         }
-        return new Storage(encoding, scales, blockSize, dqOffset);
+        return new TensorStorage(encoding, scales, blockSize, dqOffset);
     }
 
     private static void checkNoOverlap(HeaderBytes bytes, List<long[]> used, List<QnatTensor> list)
