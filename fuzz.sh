@@ -11,13 +11,13 @@ if [ ${#targets[@]} -eq 0 ]; then
            BitsandbytesFuzzTest#importer BitsandbytesFuzzTest#shapes CodecFuzzTest#vectorEqualsScalar
            OutputTargetFuzzTest#outputPaths)
 fi
-args="--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+EnableDynamicAgentLoading -Xmx512m"
-args+=" -Djunit.jupiter.execution.timeout.mode=disabled"
+# Added to the pom's JVM flags (qnat.vector.args) for the test JVM.
+args="-Xmx512m -Djunit.jupiter.execution.timeout.mode=disabled"
 status=0
 for target in "${targets[@]}"; do
   echo "== fuzzing $target"
   if ! JAZZER_FUZZ=1 ./mvnw -B -q verify -pl core -Dtest="$target" -Dsurefire.failIfNoSpecifiedTests=false \
-      "-Dqnat.vector.args=$args" > "core/target/fuzz-${target//#/-}.log" 2>&1; then
+      "-Dqnat.test.jvm.args=$args" > "core/target/fuzz-${target//#/-}.log" 2>&1; then
     echo "   FAILED: see core/target/fuzz-${target//#/-}.log"
     status=1
   fi

@@ -40,7 +40,7 @@ for ((r = 1; r <= runs; r++)); do
   run "cp of the checkpoint" cp "$model" "$dir/copy.safetensors"
   rm -f "$dir/copy.safetensors" "$dir/back.safetensors" "$dir/out.qnat"
 done
-"$java_home/bin/java" -jar bench/target/benchmarks.jar MemoryProbeBenchmark -rf json -rff "$dir/probe.json" \
+"$java_home/bin/java" @bench/target/qnat.jvmargs -jar bench/target/benchmarks.jar MemoryProbeBenchmark -rf json -rff "$dir/probe.json" \
   > "$dir/probe.log"
 probe=$(python3 -c "import json,sys; print('%.3f' % json.load(open(sys.argv[1]))[0]['primaryMetric']['score'])" \
   "$dir/probe.json")

@@ -10,7 +10,7 @@ out=bench/target/results
 mkdir -p "$out"
 run() { # name, extra JMH args...
   local name=$1; shift
-  "$java_home/bin/java" -jar bench/target/benchmarks.jar Nf4Benchmark -rf json -rff "$out/$name.json" "$@" \
+  "$java_home/bin/java" @bench/target/qnat.jvmargs -jar bench/target/benchmarks.jar Nf4Benchmark -rf json -rff "$out/$name.json" "$@" \
     > "$out/$name.log"
 }
 run scalar -p impl=scalar -jvmArgsAppend "-Dqnat.vector.bits=scalar" "$@"

@@ -36,8 +36,9 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
-// jvmArgs, not jvmArgsAppend: the command line's -jvmArgsAppend (the width) must add to these, not replace them.
-@Fork(value = 1, jvmArgs = {"--add-modules", "jdk.incubator.vector", "-Xmx1g"})
+// Prepended: the command line's -jvmArgsAppend (the width) replaces the appended ones. The qnat JVM flags
+// are inherited from the host JVM, which bench/run.sh starts with @bench/target/qnat.jvmargs.
+@Fork(value = 1, jvmArgsPrepend = {"-Xms1g", "-Xmx1g", "-XX:+AlwaysPreTouch"})
 public class Nf4Benchmark {
     private static final int BLOCK_SIZE = 64;
 

@@ -46,7 +46,7 @@ final class CompareCommand implements Callable<Integer> {
         List<FileSnapshot> opened = new ArrayList<>();
         try (Checkpoint source = Checkpoint.open(original); Arena arena = Arena.ofShared()) {
             opened.addAll(source.files());
-            if (InspectCommand.isQnat(quantized)) {
+            if (QnatFile.isQnat(quantized)) {
                 try (QnatFile qnat = QnatFile.open(quantized)) {
                     qnat.snapshot().ifPresent(opened::add);
                     for (SafetensorsTensor t : source.tensors()) {

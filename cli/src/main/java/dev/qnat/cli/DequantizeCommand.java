@@ -52,7 +52,7 @@ final class DequantizeCommand implements Callable<Integer> {
         long started = System.nanoTime();
         FloatType type = dtype == null ? null : dtype.type;
         Dequantizer.Summary summary;
-        if (InspectCommand.isQnat(file)) {
+        if (QnatFile.isQnat(file)) {
             try (QnatFile qnat = QnatFile.open(file)) {
                 summary = Dequantizer.toSafetensors(qnat, output, type, allowOverflow);
             }

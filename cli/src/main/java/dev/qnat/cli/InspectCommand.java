@@ -1,14 +1,12 @@
 package dev.qnat.cli;
 
+import dev.qnat.bnb.BitsandbytesNf4;
 import dev.qnat.format.Encoding;
 import dev.qnat.format.QnatFile;
 import dev.qnat.format.QnatTensor;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
-import java.io.IOException;
-import java.io.InputStream;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -32,19 +30,10 @@ final class InspectCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    static boolean isQnat(Path file) throws IOException {
-        if (!Files.isRegularFile(file)) {
-            return false;
-        }
-        try (InputStream in = Files.newInputStream(file)) {
-            return Arrays.equals(in.readNBytes(4), new byte[] {'Q', 'N', 'A', 'T'});
-        }
-    }
-
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
-        if (isQnat(file)) {
+        if (QnatFile.isQnat(file)) {
             try (QnatFile qnat = QnatFile.open(file, false)) {
                 List<String[]> rows = new ArrayList<>();
                 for (QnatTensor t : qnat.tensors()) {
@@ -63,7 +52,7 @@ final class InspectCommand implements Callable<Integer> {
             List<String[]> rows = new ArrayList<>();
             int states = 0;
             for (SafetensorsTensor t : checkpoint.tensors()) {
-                states += t.name().endsWith(".quant_state.bitsandbytes__nf4") ? 1 : 0;
+                states += t.name().endsWith(BitsandbytesNf4.STATE_SUFFIX) ? 1 : 0;
                 rows.add(new String[] {t.name(), Arrays.toString(t.shape()), t.dtype().name(), "RAW",
                     Long.toString(t.data().byteSize())});
             }

@@ -34,7 +34,7 @@ final class VerifyCommand implements Callable<Integer> {
 
     /** A one-line description of an intact file; a FormatException otherwise. */
     static String verify(Path file) throws Exception {
-        if (InspectCommand.isQnat(file)) {
+        if (QnatFile.isQnat(file)) {
             try (QnatFile qnat = QnatFile.open(file, false)) {
                 try {
                     qnat.verify();

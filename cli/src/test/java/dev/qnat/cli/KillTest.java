@@ -41,8 +41,8 @@ class KillTest {
     Path dir;
 
     private Process start(Path input, Path target, int blockSize, String pauseAt) throws Exception {
-        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"));
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        command.addAll(List.of(System.getProperty("qnat.jvm.args").split(" ")));
         if (pauseAt != null) {
             command.add("-Dqnat.io.pauseAt=" + pauseAt);
         }

@@ -32,7 +32,9 @@ class LauncherTest {
         Path jdk = dir.resolve("jdk");
         executable(Files.createDirectories(jdk.resolve("bin")).resolve("java"), "echo \"fake java $*\"");
         executable(Files.createDirectories(repo.resolve(".mvn")).resolve("find-jdk.sh"), "echo '" + jdk + "'");
-        Files.createFile(Files.createDirectories(repo.resolve("cli/target")).resolve("qnat.jar"));
+        Path target = Files.createDirectories(repo.resolve("cli/target"));
+        Files.createFile(target.resolve("qnat.jvmargs"));
+        Files.createFile(target.resolve("qnat.jar"));
     }
 
     private static void executable(Path file, String body) throws IOException {

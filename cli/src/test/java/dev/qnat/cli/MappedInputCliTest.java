@@ -31,9 +31,10 @@ class MappedInputCliTest {
     private record Outcome(int code, String output) {}
 
     private Outcome runTruncatingInput(Path input, long keep, String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-Dqnat.io.pauseAt=beforeFill", "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        command.addAll(List.of(System.getProperty("qnat.jvm.args").split(" ")));
+        command.addAll(List.of("-Dqnat.io.pauseAt=beforeFill", "-cp", System.getProperty("java.class.path"),
+                Main.class.getName()));
         command.addAll(List.of(args));
         Process child = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
         BufferedReader out = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));

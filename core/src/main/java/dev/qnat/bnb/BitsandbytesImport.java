@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.Qnat;
 import dev.qnat.convert.Dequantizer;
 import dev.qnat.format.DType;
+import dev.qnat.format.ElementCount;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.JsonInput;
 import dev.qnat.format.QnatWriter;
@@ -59,7 +60,7 @@ public final class BitsandbytesImport {
             State state = parseState(where, t.data().toArray(ValueLayout.JAVA_BYTE));
             long n;
             try {
-                n = TensorToWrite.elementCount(p, state.shape());
+                n = ElementCount.of(p, state.shape());
             } catch (IllegalArgumentException e) {
                 throw new FormatException(checkpoint.source() + ": " + e.getMessage() + " (its quant_state)", e);
             }
@@ -213,7 +214,7 @@ public final class BitsandbytesImport {
         if (type == null || shape == null) {
             throw new FormatException(where + ": quant_state lacks a float32/float16/bfloat16 dtype or a shape");
         }
-        if (blockSize < Nf4.MIN_BLOCK_SIZE || blockSize > Nf4.MAX_BLOCK_SIZE || blockSize % 2 != 0) {
+        if (!Nf4.isBlockSize(blockSize)) {
             throw new FormatException(where + ": quant_state blocksize " + blockSize + " is not an even number from 2 to 2^20");
         }
         boolean nested = offset != null || nestedBlockSize >= 0;

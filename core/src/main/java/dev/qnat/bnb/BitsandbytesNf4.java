@@ -7,8 +7,9 @@ import java.util.Arrays;
  * The names and values of bitsandbytes' 4-bit state in a safetensors state dict, as transformers saves
  * and loads it (REFERENCE: bitsandbytes 4-bit weights in a safetensors state dict).
  */
-final class BitsandbytesNf4 {
-    static final String STATE_SUFFIX = ".quant_state.bitsandbytes__nf4";
+public final class BitsandbytesNf4 {
+    /** Ends the name of the tensor holding a quantized weight's quant_state JSON. */
+    public static final String STATE_SUFFIX = ".quant_state.bitsandbytes__nf4";
     static final String ABSMAX = ".absmax";
     static final String QUANT_MAP = ".quant_map";
     static final String NESTED_ABSMAX = ".nested_absmax";

@@ -37,7 +37,7 @@ public enum DType {
      * reach 2^62.
      */
     public long sizeOf(long count) {
-        if (count < 0 || count > ((1L << 62) - 1) / bits) {
+        if (count < 0 || count > (ElementCount.LIMIT - 1) / bits) {
             return -1;
         }
         long totalBits = count * bits;

@@ -5,8 +5,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 
 /**
  * Bounds-checked little-endian reads from a mapped file, each failure a {@link FormatException}
@@ -31,6 +29,60 @@ final class HeaderBytes {
 
     FormatException error(String field, long offset, String problem) {
         return new FormatException(fileName + ": " + field + " at offset " + offset + ": " + problem);
+    }
+
+    /** An error in a fixed-header field. */
+    FormatException error(QnatField field, String problem) {
+        return error(field.name(), field.offset(), problem);
+    }
+
+    /** An error in {@code field} of the structure at {@code base}, which {@code where} names. */
+    FormatException error(String where, QnatField field, long base, String problem) {
+        return error(where + " " + field.name(), field.at(base), problem);
+    }
+
+    /** An integer field (U8, U32 or U64) of the fixed header. */
+    long get(QnatField field) throws FormatException {
+        return integer(field.name(), field, 0);
+    }
+
+    /** An integer field (U8, U32 or U64) of the structure at {@code base}, which {@code where} names. */
+    long get(String where, QnatField field, long base) throws FormatException {
+        return integer(where + " " + field.name(), field, base);
+    }
+
+    private long integer(String label, QnatField field, long base) throws FormatException {
+        return switch (field.type()) {
+            case U8 -> u8(label, field.at(base));
+            case U32 -> u32(label, field.at(base));
+            case U64 -> u64(label, field.at(base));
+            case F32, BYTES -> throw new IllegalArgumentException(field.name() + " is not an integer field");
+        };
+    }
+
+    /** A U32 field of the fixed header that must lie in [min, max]. */
+    int u32In(QnatField field, long min, long max) throws FormatException {
+        return u32In(field.name(), field.offset(), min, max);
+    }
+
+    /** A U32 field of the structure at {@code base} that must lie in [min, max]. */
+    int u32In(String where, QnatField field, long base, long min, long max) throws FormatException {
+        return u32In(where + " " + field.name(), field.at(base), min, max);
+    }
+
+    /** An F32 field of the structure at {@code base}. */
+    float f32(String where, QnatField field, long base) throws FormatException {
+        return f32(where + " " + field.name(), field.at(base));
+    }
+
+    /** A reserved field of the fixed header, which must be zeros. */
+    void zeros(QnatField field) throws FormatException {
+        zeros(field.name(), field.offset(), field.size());
+    }
+
+    /** A reserved field of the structure at {@code base}, which must be zeros. */
+    void zeros(String where, QnatField field, long base) throws FormatException {
+        zeros(where + " " + field.name(), field.at(base), field.size());
     }
 
     private void need(String field, long offset, long length) throws FormatException {
@@ -82,8 +134,7 @@ final class HeaderBytes {
         }
         ByteBuffer bytes = file.asSlice(offset, length).asByteBuffer();
         try {
-            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(bytes).toString();
+            return JsonInput.strictUtf8(bytes);
         } catch (CharacterCodingException e) {
             throw error(field, offset, "not valid UTF-8");
         }

@@ -2,12 +2,14 @@ package dev.qnat.format;
 
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadFeature;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.util.Map;
 
 /**
  * JSON read from files we did not write (safetensors headers, index files, bitsandbytes state): strict
@@ -24,8 +26,7 @@ public final class JsonInput {
     public static JsonParser parser(String where, byte[] bytes) throws FormatException {
         String text;
         try {
-            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes)).toString();
+            text = strictUtf8(ByteBuffer.wrap(bytes));
         } catch (CharacterCodingException e) {
             throw new FormatException(where + " is not valid UTF-8");
         }
@@ -33,6 +34,31 @@ public final class JsonInput {
             return JSON.createParser(text);
         } catch (IOException e) {
             throw new FormatException(where + " cannot be parsed: " + e.getMessage(), e);
+        }
+    }
+
+    /** Decodes UTF-8, refusing malformed bytes rather than replacing them. */
+    static String strictUtf8(ByteBuffer bytes) throws CharacterCodingException {
+        return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT).decode(bytes).toString();
+    }
+
+    /**
+     * Reads a JSON object whose values are all strings into {@code into}, {@code start} being the token
+     * that opens it. Errors begin with {@code what}; a value that is not a string is named
+     * {@code what + " " + valueLabel + " 'KEY'"}.
+     */
+    public static void readStringMap(String what, String valueLabel, JsonParser json, JsonToken start,
+                                     Map<String, String> into) throws IOException, FormatException {
+        if (start != JsonToken.START_OBJECT) {
+            throw new FormatException(what + " is not an object");
+        }
+        while (json.nextToken() == JsonToken.FIELD_NAME) {
+            String key = json.currentName();
+            if (json.nextToken() != JsonToken.VALUE_STRING) {
+                throw new FormatException(what + " " + valueLabel + " '" + key + "' is not a string");
+            }
+            into.put(key, json.getText());
         }
     }
 }

@@ -1,5 +1,36 @@
 package dev.qnat.format;
 
+import static dev.qnat.format.QnatField.BLOCK_SIZE;
+import static dev.qnat.format.QnatField.DIMS_OFFSET;
+import static dev.qnat.format.QnatField.DQ_OFFSET;
+import static dev.qnat.format.QnatField.DTYPE;
+import static dev.qnat.format.QnatField.ELEMENT_COUNT;
+import static dev.qnat.format.QnatField.ENCODING;
+import static dev.qnat.format.QnatField.ENTRY_RESERVED;
+import static dev.qnat.format.QnatField.ENTRY_RESERVED_BYTE;
+import static dev.qnat.format.QnatField.FILE_LENGTH;
+import static dev.qnat.format.QnatField.FLAGS;
+import static dev.qnat.format.QnatField.HEADER_CRC32C;
+import static dev.qnat.format.QnatField.HEADER_LENGTH;
+import static dev.qnat.format.QnatField.HEADER_RESERVED;
+import static dev.qnat.format.QnatField.INDEX_LENGTH;
+import static dev.qnat.format.QnatField.INDEX_OFFSET;
+import static dev.qnat.format.QnatField.METADATA_LENGTH;
+import static dev.qnat.format.QnatField.METADATA_OFFSET;
+import static dev.qnat.format.QnatField.NAME_LENGTH;
+import static dev.qnat.format.QnatField.NAME_OFFSET;
+import static dev.qnat.format.QnatField.NESTED_BLOCK_SIZE;
+import static dev.qnat.format.QnatField.RANK;
+import static dev.qnat.format.QnatField.SCALES;
+import static dev.qnat.format.QnatField.SECTION_CRC32C;
+import static dev.qnat.format.QnatField.SECTION_LENGTH;
+import static dev.qnat.format.QnatField.SECTION_OFFSET;
+import static dev.qnat.format.QnatField.SECTION_RESERVED;
+import static dev.qnat.format.QnatField.STRINGS_LENGTH;
+import static dev.qnat.format.QnatField.STRINGS_OFFSET;
+import static dev.qnat.format.QnatField.TABLE_LENGTH;
+import static dev.qnat.format.QnatField.TABLE_OFFSET;
+import static dev.qnat.format.QnatField.TENSOR_COUNT;
 import static dev.qnat.format.QnatLayout.ALIGNMENT;
 import static dev.qnat.format.QnatLayout.ENTRY_SIZE;
 import static dev.qnat.format.QnatLayout.FIXED_HEADER_SIZE;
@@ -9,9 +40,12 @@ import dev.qnat.io.FileSnapshot;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.Nf4;
 import java.io.IOException;
+import java.io.InputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -30,9 +64,6 @@ import java.util.OptionalLong;
  * unmaps, after which reads fail with {@link IllegalStateException}, also in threads reading at that moment.
  */
 public final class QnatFile implements AutoCloseable {
-    /** Most metadata entries and tensors a file may have; far beyond real models, short of exhausting memory. */
-    static final long MAX_ENTRIES = 10_000_000;
-
     private final Path path;
     private final Arena arena;
     private final MemorySegment file;
@@ -51,12 +82,12 @@ public final class QnatFile implements AutoCloseable {
         this.file = file;
         this.checkOnFirstRead = checkOnFirstRead;
         if (file.byteSize() < 8) {
-            throw bytes.error("magic", 0, "the file has " + file.byteSize() + " bytes, too few for a QNAT header");
+            throw bytes.error(QnatField.MAGIC, "the file has " + file.byteSize() + " bytes, too few for a QNAT header");
         }
-        if (!Arrays.equals(file.asSlice(0, 4).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE), QnatLayout.MAGIC)) {
-            throw bytes.error("magic", 0, "not a QNAT file (the first bytes are not 'QNAT')");
+        if (!isQnat(file)) {
+            throw bytes.error(QnatField.MAGIC, "not a QNAT file (the first bytes are not 'QNAT')");
         }
-        version = bytes.u32In("version", 4, 1, 2);
+        version = bytes.u32In(QnatField.VERSION, 1, 2);
         List<QnatTensor> list = new ArrayList<>();
         Map<String, String> meta = new LinkedHashMap<>();
         if (version == 2) {
@@ -93,6 +124,20 @@ public final class QnatFile implements AutoCloseable {
             arena.close();
             throw e;
         }
+    }
+
+    /** Whether {@code path} is a regular file that starts with the QNAT magic (v1 or v2; not checked further). */
+    public static boolean isQnat(Path path) throws IOException {
+        if (!Files.isRegularFile(path)) {
+            return false;
+        }
+        try (InputStream in = Files.newInputStream(path)) {
+            return Arrays.equals(in.readNBytes(QnatLayout.MAGIC.length), QnatLayout.MAGIC);
+        }
+    }
+
+    private static boolean isQnat(MemorySegment file) {
+        return Arrays.equals(file.asSlice(0, QnatLayout.MAGIC.length).toArray(ValueLayout.JAVA_BYTE), QnatLayout.MAGIC);
     }
 
     /** Reads a QNAT file held in memory (for fuzzing and tests); {@code name} stands for its path. */
@@ -190,81 +235,75 @@ public final class QnatFile implements AutoCloseable {
         if (size < FIXED_HEADER_SIZE) {
             throw bytes.error("fixed header", 0, "the file has " + size + " bytes, the v2 header alone " + FIXED_HEADER_SIZE);
         }
-        bytes.u32In("flags", 8, 0, 0);
-        long fileLength = bytes.u64("file_length", 24);
+        bytes.u32In(FLAGS, 0, 0);
+        long fileLength = bytes.get(FILE_LENGTH);
         if (fileLength != size) {
-            throw bytes.error("file_length", 24, "says " + fileLength + " bytes, the file has " + size
+            throw bytes.error(FILE_LENGTH, "says " + fileLength + " bytes, the file has " + size
                     + (fileLength > size ? " (truncated?)" : ""));
         }
-        long headerLength = bytes.u64("header_length", 16);
+        long headerLength = bytes.get(HEADER_LENGTH);
         if (headerLength < FIXED_HEADER_SIZE || headerLength > size || headerLength % ALIGNMENT != 0) {
-            throw bytes.error("header_length", 16, "value " + headerLength + ", expected a multiple of " + ALIGNMENT
+            throw bytes.error(HEADER_LENGTH, "value " + headerLength + ", expected a multiple of " + ALIGNMENT
                     + " from " + FIXED_HEADER_SIZE + " to the file size " + size);
         }
-        int storedCrc = (int) bytes.u32("header_crc32c", 12);
-        int actualCrc = headerCrc(headerLength);
+        int storedCrc = (int) bytes.get(HEADER_CRC32C);
+        int actualCrc = QnatLayout.headerCrc(file, headerLength);
         if (storedCrc != actualCrc) {
-            throw bytes.error("header_crc32c", 12, "stored 0x" + Integer.toHexString(storedCrc) + ", the header's is 0x"
+            throw bytes.error(HEADER_CRC32C, "stored 0x" + Integer.toHexString(storedCrc) + ", the header's is 0x"
                     + Integer.toHexString(actualCrc));
         }
-        bytes.zeros("reserved", 104, 24);
-        long metadataOffset = bytes.u64("metadata_offset", 32);
+        bytes.zeros(HEADER_RESERVED);
+        long metadataOffset = bytes.get(METADATA_OFFSET);
         if (metadataOffset != FIXED_HEADER_SIZE) {
-            throw bytes.error("metadata_offset", 32, "value " + metadataOffset + ", expected " + FIXED_HEADER_SIZE);
+            throw bytes.error(METADATA_OFFSET, "value " + metadataOffset + ", expected " + FIXED_HEADER_SIZE);
         }
-        long metadataEnd = part(bytes, "metadata", 40, metadataOffset, headerLength);
-        long count = bytes.u32("tensor_count", 96);
-        long entrySize = bytes.u32("entry_size", 100);
+        long metadataEnd = part(bytes, METADATA_LENGTH, metadataOffset, headerLength);
+        long count = bytes.get(TENSOR_COUNT);
+        long entrySize = bytes.get(QnatField.ENTRY_SIZE);
         if (entrySize < ENTRY_SIZE || entrySize % 8 != 0) {
-            throw bytes.error("entry_size", 100, "value " + entrySize + ", expected a multiple of 8, at least " + ENTRY_SIZE);
+            throw bytes.error(QnatField.ENTRY_SIZE, "value " + entrySize + ", expected a multiple of 8, at least "
+                    + ENTRY_SIZE);
         }
-        long tableOffset = partStart(bytes, "table", 48, metadataEnd);
-        long tableEnd = part(bytes, "table", 56, tableOffset, headerLength);
+        long tableOffset = partStart(bytes, TABLE_OFFSET, metadataEnd);
+        long tableEnd = part(bytes, TABLE_LENGTH, tableOffset, headerLength);
         if (tableEnd - tableOffset != count * entrySize) {
-            throw bytes.error("table_length", 56, "value " + (tableEnd - tableOffset) + ", expected tensor_count " + count
+            throw bytes.error(TABLE_LENGTH, "value " + (tableEnd - tableOffset) + ", expected tensor_count " + count
                     + " x entry_size " + entrySize + " = " + count * entrySize);
         }
-        long indexOffset = partStart(bytes, "index", 64, tableEnd);
-        long indexEnd = part(bytes, "index", 72, indexOffset, headerLength);
+        long indexOffset = partStart(bytes, INDEX_OFFSET, tableEnd);
+        long indexEnd = part(bytes, INDEX_LENGTH, indexOffset, headerLength);
         if (indexEnd - indexOffset != 4 * count) {
-            throw bytes.error("index_length", 72, "value " + (indexEnd - indexOffset) + ", expected 4 x " + count);
+            throw bytes.error(INDEX_LENGTH, "value " + (indexEnd - indexOffset) + ", expected 4 x " + count);
         }
-        long stringsOffset = partStart(bytes, "strings", 80, indexEnd);
-        long stringsEnd = part(bytes, "strings", 88, stringsOffset, headerLength);
+        long stringsOffset = partStart(bytes, STRINGS_OFFSET, indexEnd);
+        long stringsEnd = part(bytes, STRINGS_LENGTH, stringsOffset, headerLength);
 
         readMetadata(bytes, meta, metadataOffset, metadataEnd);
+        Strings strings = new Strings(stringsOffset, stringsEnd);
         List<long[]> used = new ArrayList<>();
         for (int t = 0; t < count; t++) {
-            list.add(readEntry(bytes, t, tableOffset + t * entrySize, stringsOffset, stringsEnd, headerLength, used));
+            list.add(readEntry(bytes, t, tableOffset + t * entrySize, strings, headerLength, used));
         }
         checkNoOverlap(bytes, used, list);
         return readIndex(bytes, list, indexOffset);
     }
 
-    private int headerCrc(long headerLength) {
-        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
-        crc.update(file.asSlice(0, 12).asByteBuffer());
-        crc.update(new byte[4]);
-        crc.update(file.asSlice(16, headerLength - 16).asByteBuffer());
-        return (int) crc.getValue();
-    }
-
     /** A part's start: 8-aligned, not before the previous part's end. */
-    private static long partStart(HeaderBytes bytes, String part, long field, long previousEnd) throws FormatException {
-        long offset = bytes.u64(part + "_offset", field);
+    private static long partStart(HeaderBytes bytes, QnatField offsetField, long previousEnd) throws FormatException {
+        long offset = bytes.get(offsetField);
         if (offset < previousEnd || offset % 8 != 0) {
-            throw bytes.error(part + "_offset", field, "value " + offset + ", expected a multiple of 8 at or after "
+            throw bytes.error(offsetField, "value " + offset + ", expected a multiple of 8 at or after "
                     + previousEnd + ", where the previous part ends");
         }
         return offset;
     }
 
-    /** A part's end from its length field, which follows its offset field; within the header. */
-    private static long part(HeaderBytes bytes, String part, long lengthField, long offset, long headerLength)
+    /** A part's end from its length field; within the header. */
+    private static long part(HeaderBytes bytes, QnatField lengthField, long offset, long headerLength)
             throws FormatException {
-        long length = bytes.u64(part + "_length", lengthField);
+        long length = bytes.get(lengthField);
         if (length > headerLength - offset) {
-            throw bytes.error(part + "_length", lengthField, "part [" + offset + ", " + offset + " + " + length
+            throw bytes.error(lengthField, "part [" + offset + ", " + offset + " + " + length
                     + ") runs past the header's end at " + headerLength);
         }
         return offset + length;
@@ -298,105 +337,62 @@ public final class QnatFile implements AutoCloseable {
         }
     }
 
-    private QnatTensor readEntry(HeaderBytes bytes, int t, long entry, long stringsOffset, long stringsEnd,
-                                 long headerLength, List<long[]> used) throws FormatException {
-        String where = "tensor " + t;
-        long nameOffset = bytes.u64(where + " name_offset", entry);
-        long nameLength = bytes.u32In(where + " name_length", entry + 8, 1, TensorToWrite.MAX_NAME_BYTES);
-        if (nameOffset > stringsEnd - stringsOffset - nameLength) {
-            throw bytes.error(where + " name", entry, "bytes [" + nameOffset + ", +" + nameLength
-                    + ") run past the strings part of " + (stringsEnd - stringsOffset) + " bytes");
+    /** The strings part: {@code [offset, end)}; names and dims offsets count from its start. */
+    private record Strings(long offset, long end) {
+        long length() {
+            return end - offset;
         }
-        String name = bytes.utf8(where + " name", stringsOffset + nameOffset, nameLength);
-        where = "tensor " + t + " ('" + name + "')";
-        int rank = bytes.u32In(where + " rank", entry + 12, 0, TensorToWrite.MAX_RANK);
-        long dimsOffset = bytes.u64(where + " dims_offset", entry + 16);
-        if (dimsOffset % 8 != 0 || dimsOffset > stringsEnd - stringsOffset - 8L * rank) {
-            throw bytes.error(where + " dims_offset", entry + 16, "value " + dimsOffset + ": " + rank
-                    + " dimensions must lie 8-aligned inside the strings part of " + (stringsEnd - stringsOffset) + " bytes");
-        }
-        long[] shape = new long[rank];
-        long product = 1;
-        for (int d = 0; d < rank; d++) {
-            long dimField = stringsOffset + dimsOffset + 8L * d;
-            shape[d] = bytes.u64(where + " dimension " + d, dimField);
-            product = shape[d] == 0 || product == 0 ? 0 : product > ((1L << 62) - 1) / shape[d] ? -1 : product * shape[d];
-            if (product < 0) {
-                throw bytes.error(where + " dimension " + d, dimField, "shape " + Arrays.toString(Arrays.copyOf(shape, d + 1))
-                        + " has 2^62 elements or more");
-            }
-        }
-        long count = bytes.u64(where + " element_count", entry + 24);
-        if (count != product) {
-            throw bytes.error(where + " element_count", entry + 24, "value " + count + ", the shape "
-                    + Arrays.toString(shape) + " has " + product);
-        }
-        int dtypeCode = bytes.u8(where + " dtype", entry + 32);
-        DType dtype = DType.ofCode(dtypeCode).orElseThrow(() -> bytes.error("tensor " + t + " dtype", entry + 32,
+    }
+
+    private QnatTensor readEntry(HeaderBytes bytes, int t, long entry, Strings strings, long headerLength,
+                                 List<long[]> used) throws FormatException {
+        String name = readName(bytes, "tensor " + t, entry, strings);
+        String where = "tensor " + t + " ('" + name + "')";
+        Dims dims = readDims(bytes, where, entry, strings);
+        long[] shape = dims.shape();
+        long product = dims.elementCount();
+        int dtypeCode = (int) bytes.get(where, DTYPE, entry);
+        DType dtype = DType.ofCode(dtypeCode).orElseThrow(() -> bytes.error("tensor " + t, DTYPE, entry,
                 "unknown dtype code " + dtypeCode));
-        int encodingCode = bytes.u8(where + " encoding", entry + 33);
-        int scalesCode = bytes.u8(where + " scales", entry + 34);
-        bytes.zeros(where + " reserved", entry + 35, 1);
-        int blockSize = (int) bytes.u32(where + " block_size", entry + 36);
-        int nested = (int) bytes.u32(where + " nested_block_size", entry + 40);
-        float dqOffset = bytes.f32(where + " dq_offset", entry + 44);
-        Encoding encoding;
-        ScaleStorage scales;
-        if (encodingCode == 0 && scalesCode == 0 && blockSize == 0) {
-            encoding = Encoding.RAW;
-            scales = ScaleStorage.NONE;
-        } else if (encodingCode == 1 && (scalesCode == 1 || scalesCode == 2)) {
-            encoding = Encoding.NF4;
-            scales = scalesCode == 1 ? ScaleStorage.ABSMAX_F32 : ScaleStorage.DOUBLE_QUANT;
-            if (dtype.floatType().isEmpty()) {
-                throw bytes.error(where + " dtype", entry + 32, dtype + " for an NF4 tensor, expected F32, F16 or BF16");
-            }
-            if (blockSize < Nf4.MIN_BLOCK_SIZE || blockSize > Nf4.MAX_BLOCK_SIZE || (blockSize & 1) != 0) {
-                throw bytes.error(where + " block_size", entry + 36, "value " + Integer.toUnsignedString(blockSize)
-                        + ", expected an even number from 2 to 2^20");
-            }
-        } else {
-            throw bytes.error(where + " encoding", entry + 33, "encoding " + encodingCode + " with scales " + scalesCode
-                    + " and block size " + Integer.toUnsignedString(blockSize) + " is not a valid combination");
-        }
-        boolean doubleQuant = scales == ScaleStorage.DOUBLE_QUANT;
-        if (nested != (doubleQuant ? DoubleQuantization.GROUP_SIZE : 0)) {
-            throw bytes.error(where + " nested_block_size", entry + 40, "value " + Integer.toUnsignedString(nested)
-                    + ", expected " + (doubleQuant ? DoubleQuantization.GROUP_SIZE : 0));
-        }
-        if (doubleQuant ? !Float.isFinite(dqOffset) : Float.floatToRawIntBits(dqOffset) != 0) {
-            throw bytes.error(where + " dq_offset", entry + 44, "value " + dqOffset + ", expected "
-                    + (doubleQuant ? "a finite number" : "0"));
-        }
-        bytes.zeros(where + " reserved", entry + 144, 16);
+        TensorStorage storage = readStorage(bytes, where, entry, dtype);
+        bytes.zeros(where, ENTRY_RESERVED, entry);
         if (dtype.sizeOf(product) < 0) {
-            throw bytes.error(where + " element_count", entry + 24, product + " elements of " + dtype
+            throw bytes.error(where, ELEMENT_COUNT, entry, product + " elements of " + dtype
                     + " do not fill whole bytes");
         }
-        long[] expected = QnatLayout.sectionLengths(product, dtype, encoding, blockSize, doubleQuant);
+        TensorSections sections = readSections(bytes, t, where, entry, product, dtype, storage, headerLength, used);
+        return new QnatTensor(this, name, shape, product, dtype, storage, sections);
+    }
+
+    /** The four section descriptors: used ones exactly as long as the format says, aligned, inside the file. */
+    private TensorSections readSections(HeaderBytes bytes, int t, String where, long entry, long product, DType dtype,
+                                        TensorStorage storage, long headerLength, List<long[]> used)
+            throws FormatException {
+        long[] expected = QnatLayout.sectionLengths(product, dtype, storage.encoding(), storage.blockSize(),
+                storage.doubleQuant());
         MemorySegment[] sections = new MemorySegment[SECTIONS];
         long[] offsets = new long[SECTIONS];
         int[] crcs = new int[SECTIONS];
         for (int s = 0; s < SECTIONS; s++) {
-            long field = entry + 48 + 24L * s;
+            long descriptor = entry + QnatField.sectionDescriptor(s);
             String section = where + " section " + s;
-            long offset = bytes.u64(section + " offset", field);
-            long length = bytes.u64(section + " length", field + 8);
-            crcs[s] = (int) bytes.u32(section + " crc32c", field + 16);
-            bytes.zeros(section + " reserved", field + 20, 4);
+            long offset = bytes.get(section, SECTION_OFFSET, descriptor);
+            long length = bytes.get(section, SECTION_LENGTH, descriptor);
+            crcs[s] = (int) bytes.get(section, SECTION_CRC32C, descriptor);
+            bytes.zeros(section, SECTION_RESERVED, descriptor);
             if (expected[s] < 0) {
                 if (offset != 0 || length != 0 || crcs[s] != 0) {
-                    throw bytes.error(section, field, "is unused for this tensor and must be all zeros");
+                    throw bytes.error(section, descriptor, "is unused for this tensor and must be all zeros");
                 }
                 continue;
             }
             if (length != expected[s]) {
-                throw bytes.error(section + " length", field + 8, "value " + length + ", expected " + expected[s] + " for "
-                        + product + " elements " + (encoding == Encoding.NF4 ? "at block " + blockSize + " with " + scales
-                        : "of " + dtype));
+                throw bytes.error(section, SECTION_LENGTH, descriptor, "value " + length + ", expected " + expected[s]
+                        + " for " + product + " elements " + (storage.encoding() == Encoding.NF4 ? "at block "
+                        + storage.blockSize() + " with " + storage.scales() : "of " + dtype));
             }
             if (offset % ALIGNMENT != 0 || offset < headerLength || offset > file.byteSize() - length) {
-                throw bytes.error(section + " offset", field, "value " + offset + ": a section of " + length
+                throw bytes.error(section, SECTION_OFFSET, descriptor, "value " + offset + ": a section of " + length
                         + " bytes must start at a multiple of " + ALIGNMENT + " in [" + headerLength + ", "
                         + file.byteSize() + "]");
             }
@@ -406,8 +402,88 @@ public final class QnatFile implements AutoCloseable {
                 used.add(new long[] {offset, length, t, s});
             }
         }
-        return new QnatTensor(this, name, shape, product, dtype, encoding, scales, blockSize, dqOffset, sections,
-                offsets, crcs, null);
+        return new TensorSections(sections, offsets, crcs, null);
+    }
+
+    private static String readName(HeaderBytes bytes, String where, long entry, Strings strings)
+            throws FormatException {
+        long nameOffset = bytes.get(where, NAME_OFFSET, entry);
+        long nameLength = bytes.u32In(where, NAME_LENGTH, entry, 1, TensorToWrite.MAX_NAME_BYTES);
+        if (nameOffset > strings.length() - nameLength) {
+            throw bytes.error(where + " name", entry, "bytes [" + nameOffset + ", +" + nameLength
+                    + ") run past the strings part of " + strings.length() + " bytes");
+        }
+        return bytes.utf8(where + " name", strings.offset() + nameOffset, nameLength);
+    }
+
+    /** A tensor's shape and its element count, the product of the dimensions. */
+    private record Dims(long[] shape, long elementCount) {}
+
+    /** The dimensions, and element_count checked against their product. */
+    private static Dims readDims(HeaderBytes bytes, String where, long entry, Strings strings)
+            throws FormatException {
+        int rank = bytes.u32In(where, RANK, entry, 0, TensorToWrite.MAX_RANK);
+        long dimsOffset = bytes.get(where, DIMS_OFFSET, entry);
+        if (dimsOffset % 8 != 0 || dimsOffset > strings.length() - 8L * rank) {
+            throw bytes.error(where, DIMS_OFFSET, entry, "value " + dimsOffset + ": " + rank
+                    + " dimensions must lie 8-aligned inside the strings part of " + strings.length() + " bytes");
+        }
+        long[] shape = new long[rank];
+        long product = 1;
+        for (int d = 0; d < rank; d++) {
+            long dimField = strings.offset() + dimsOffset + 8L * d;
+            shape[d] = bytes.u64(where + " dimension " + d, dimField);
+            product = ElementCount.times(product, shape[d]);
+            if (product < 0) {
+                throw bytes.error(where + " dimension " + d, dimField, "shape " + Arrays.toString(Arrays.copyOf(shape, d + 1))
+                        + " has 2^62 elements or more");
+            }
+        }
+        long count = bytes.get(where, ELEMENT_COUNT, entry);
+        if (count != product) {
+            throw bytes.error(where, ELEMENT_COUNT, entry, "value " + count + ", the shape "
+                    + Arrays.toString(shape) + " has " + product);
+        }
+        return new Dims(shape, product);
+    }
+
+    private static TensorStorage readStorage(HeaderBytes bytes, String where, long entry, DType dtype)
+            throws FormatException {
+        int encodingCode = (int) bytes.get(where, ENCODING, entry);
+        int scalesCode = (int) bytes.get(where, SCALES, entry);
+        bytes.zeros(where, ENTRY_RESERVED_BYTE, entry);
+        int blockSize = (int) bytes.get(where, BLOCK_SIZE, entry);
+        int nested = (int) bytes.get(where, NESTED_BLOCK_SIZE, entry);
+        float dqOffset = bytes.f32(where, DQ_OFFSET, entry);
+        Encoding encoding;
+        ScaleStorage scales;
+        if (encodingCode == 0 && scalesCode == 0 && blockSize == 0) {
+            encoding = Encoding.RAW;
+            scales = ScaleStorage.NONE;
+        } else if (encodingCode == 1 && (scalesCode == 1 || scalesCode == 2)) {
+            encoding = Encoding.NF4;
+            scales = scalesCode == 1 ? ScaleStorage.ABSMAX_F32 : ScaleStorage.DOUBLE_QUANT;
+            if (dtype.floatType().isEmpty()) {
+                throw bytes.error(where, DTYPE, entry, dtype + " for an NF4 tensor, expected F32, F16 or BF16");
+            }
+            if (!Nf4.isBlockSize(Integer.toUnsignedLong(blockSize))) {
+                throw bytes.error(where, BLOCK_SIZE, entry, "value " + Integer.toUnsignedString(blockSize)
+                        + ", expected an even number from 2 to 2^20");
+            }
+        } else {
+            throw bytes.error(where, ENCODING, entry, "encoding " + encodingCode + " with scales " + scalesCode
+                    + " and block size " + Integer.toUnsignedString(blockSize) + " is not a valid combination");
+        }
+        boolean doubleQuant = scales == ScaleStorage.DOUBLE_QUANT;
+        if (nested != (doubleQuant ? DoubleQuantization.GROUP_SIZE : 0)) {
+            throw bytes.error(where, NESTED_BLOCK_SIZE, entry, "value " + Integer.toUnsignedString(nested)
+                    + ", expected " + (doubleQuant ? DoubleQuantization.GROUP_SIZE : 0));
+        }
+        if (doubleQuant ? !Float.isFinite(dqOffset) : Float.floatToRawIntBits(dqOffset) != 0) {
+            throw bytes.error(where, DQ_OFFSET, entry, "value " + dqOffset + ", expected "
+                    + (doubleQuant ? "a finite number" : "0"));
+        }
+        return new TensorStorage(encoding, scales, blockSize, dqOffset);
     }
 
     private static void checkNoOverlap(HeaderBytes bytes, List<long[]> used, List<QnatTensor> list)

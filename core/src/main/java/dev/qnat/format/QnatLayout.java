@@ -1,8 +1,10 @@
 package dev.qnat.format;
 
+import dev.qnat.io.Crc32c;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.Nf4;
 import java.io.ByteArrayOutputStream;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -104,6 +106,14 @@ final class QnatLayout {
         }
         return new long[] {Nf4.packedSize(count), blocks, 4 * DoubleQuantization.groupCount(blocks),
             4L * DoubleQuantization.TABLE_SIZE};
+    }
+
+    /** The header's CRC-32C: bytes {@code [0, headerLength)} with the header_crc32c field as four zero bytes. */
+    static int headerCrc(MemorySegment file, long headerLength) {
+        QnatField crc = QnatField.HEADER_CRC32C;
+        long after = crc.offset() + crc.size();
+        return Crc32c.of(file.asSlice(0, crc.offset()), MemorySegment.ofArray(new byte[crc.size()]),
+                file.asSlice(after, headerLength - after));
     }
 
     static long align(long value, int alignment) {

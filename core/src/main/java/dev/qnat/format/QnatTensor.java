@@ -41,22 +41,21 @@ public final class QnatTensor {
     private final MemorySegment zeroPoints;
     private volatile boolean checked;
 
-    QnatTensor(QnatFile file, String name, long[] shape, long elementCount, DType dtype, Encoding encoding,
-               ScaleStorage scaleStorage, int blockSize, float dqOffset, MemorySegment[] sections,
-               long[] sectionOffsets, int[] crcs, MemorySegment zeroPoints) {
+    QnatTensor(QnatFile file, String name, long[] shape, long elementCount, DType dtype, TensorStorage storage,
+               TensorSections sections) {
         this.file = file;
         this.name = name;
         this.shape = shape;
         this.elementCount = elementCount;
         this.dtype = dtype;
-        this.encoding = encoding;
-        this.scaleStorage = scaleStorage;
-        this.blockSize = blockSize;
-        this.dqOffset = dqOffset;
-        this.sections = sections;
-        this.sectionOffsets = sectionOffsets;
-        this.crcs = crcs;
-        this.zeroPoints = zeroPoints;
+        this.encoding = storage.encoding();
+        this.scaleStorage = storage.scales();
+        this.blockSize = storage.blockSize();
+        this.dqOffset = storage.dqOffset();
+        this.sections = sections.slices();
+        this.sectionOffsets = sections.offsets();
+        this.crcs = sections.crcs();
+        this.zeroPoints = sections.zeroPoints();
         this.checked = crcs == null || !file.checksOnFirstRead();
     }
 

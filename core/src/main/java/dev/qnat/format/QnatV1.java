@@ -20,18 +20,32 @@ final class QnatV1 {
 
     record Contents(int[] nameIndex, long offsetError) {}
 
+    /** @param field where the header's data_offset is stored; its block_count follows it, the header ends after that */
     private record Header(String name, long[] shape, long count, int blockSize, long storedOffset, long blocks,
-                          long field) {}
+                          long field) {
+        long end() {
+            return field + 12;
+        }
+    }
 
     private QnatV1() {}
 
     static Contents read(QnatFile owner, HeaderBytes bytes, Map<String, String> meta, List<QnatTensor> list)
             throws FormatException {
-        long size = bytes.size();
         bytes.u32In("flags", 8, 0, 0);
         bytes.u64("metadata_size", 12); // always written as 0; any value is tolerated, as nothing uses it
         long tensorCount = bytes.u32("tensor_count", 20);
         bytes.u32("reserved", 24);
+        long headersStart = readMetadata(bytes, meta);
+        List<Header> headers = readHeaders(bytes, tensorCount, headersStart);
+        long headersEnd = headers.isEmpty() ? headersStart : headers.getLast().end();
+        long offsetError = 23 - utf8Length(meta.get("model_name")) - utf8Length(meta.get("model_type"));
+        readTensors(owner, bytes, headers, headersEnd, offsetError, list);
+        return new Contents(nameIndex(bytes, list), offsetError);
+    }
+
+    /** Model name, model type and compute dtype, after the fixed header; returns where they end. */
+    private static long readMetadata(HeaderBytes bytes, Map<String, String> meta) throws FormatException {
         long position = FIXED_HEADER_SIZE;
         String modelName = string(bytes, "model_name", position);
         position += 4 + utf8Length(modelName);
@@ -41,10 +55,15 @@ final class QnatV1 {
         if (computeDtype >= COMPUTE_DTYPES.length) {
             throw bytes.error("compute_dtype", position, "value " + computeDtype + ", expected 0 (F32), 1 (F16) or 2 (BF16)");
         }
-        position += 1;
         meta.put("model_name", modelName);
         meta.put("model_type", modelType);
         meta.put("compute_dtype", COMPUTE_DTYPES[computeDtype]);
+        return position + 1;
+    }
+
+    /** The tensor headers from {@code position}: name, shape, block size, stored data offset, block count. */
+    private static List<Header> readHeaders(HeaderBytes bytes, long tensorCount, long position) throws FormatException {
+        long size = bytes.size();
         // A tensor header takes at least 24 bytes; a larger count cannot be honest.
         if (tensorCount > (size - position) / 24) {
             throw bytes.error("tensor_count", 20, tensorCount + " tensors cannot fit in a file of " + size + " bytes");
@@ -60,7 +79,7 @@ final class QnatV1 {
             long count = 1;
             for (int d = 0; d < rank; d++) {
                 shape[d] = bytes.u64(where + " dimension " + d, position);
-                count = shape[d] == 0 || count == 0 ? 0 : count > ((1L << 62) - 1) / shape[d] ? -1 : count * shape[d];
+                count = ElementCount.times(count, shape[d]);
                 if (count < 0) {
                     throw bytes.error(where + " dimension " + d, position, "the shape has 2^62 elements or more");
                 }
@@ -70,7 +89,7 @@ final class QnatV1 {
             long blockSize = bytes.u32(where + " block_size", position);
             long storedOffset = bytes.u64(where + " data_offset", position + 4);
             long blocks = bytes.u32(where + " block_count", position + 12);
-            if (blockSize < Nf4.MIN_BLOCK_SIZE || blockSize > Nf4.MAX_BLOCK_SIZE || blockSize % 2 != 0) {
+            if (!Nf4.isBlockSize(blockSize)) {
                 throw bytes.error(where + " block_size", blockSizeField, "value " + blockSize
                         + "; qnat reads v1 tensors with even block sizes from 2 to 2^20");
             }
@@ -81,8 +100,13 @@ final class QnatV1 {
             headers.add(new Header(name, shape, count, (int) blockSize, storedOffset, blocks, position + 4));
             position += 16;
         }
-        long headersEnd = position;
-        long offsetError = 23 - utf8Length(modelName) - utf8Length(modelType);
+        return headers;
+    }
+
+    /** Each tensor's data, at its corrected offset and up to the next tensor's; its optional parts by their size. */
+    private static void readTensors(QnatFile owner, HeaderBytes bytes, List<Header> headers, long headersEnd,
+                                    long offsetError, List<QnatTensor> list) throws FormatException {
+        long size = bytes.size();
         long expectedStart = headersEnd;
         for (int t = 0; t < headers.size(); t++) {
             Header h = headers.get(t);
@@ -118,10 +142,15 @@ final class QnatV1 {
                 file.asSlice(start + codesLength, 4 * n).asReadOnly(), null, null};
             long[] offsets = {start, start + codesLength, 0, 0};
             MemorySegment zeroPointSection = zeroPoints ? file.asSlice(start + base, 4 * n).asReadOnly() : null;
-            list.add(new QnatTensor(owner, h.name(), h.shape(), h.count(), DType.F32, Encoding.NF4,
-                    ScaleStorage.ABSMAX_F32, h.blockSize(), 0f, sections, offsets, null, zeroPointSection));
+            list.add(new QnatTensor(owner, h.name(), h.shape(), h.count(), DType.F32,
+                    new TensorStorage(Encoding.NF4, ScaleStorage.ABSMAX_F32, h.blockSize(), 0f),
+                    new TensorSections(sections, offsets, null, zeroPointSection)));
             expectedStart = end;
         }
+    }
+
+    /** Entry numbers in name order; two tensors of one name are refused. */
+    private static int[] nameIndex(HeaderBytes bytes, List<QnatTensor> list) throws FormatException {
         int[] index = IntStream.range(0, list.size()).boxed()
                 .sorted(Comparator.comparing(i -> list.get(i).name().getBytes(StandardCharsets.UTF_8), Arrays::compareUnsigned))
                 .mapToInt(Integer::intValue).toArray();
@@ -131,7 +160,7 @@ final class QnatV1 {
                         + "' appears twice");
             }
         }
-        return new Contents(index, offsetError);
+        return index;
     }
 
     private static String string(HeaderBytes bytes, String field, long position) throws FormatException {

@@ -117,109 +117,140 @@ public final class QnatWriter {
     private static float[] writeSections(MemorySegment file, QnatLayout layout, List<TensorToWrite> tensors, int threads,
                                          Progress progress, Map<String, QuantizationError> errors) throws IOException {
         float[] dqOffsets = new float[tensors.size()];
-        // Measured tensors: each task's error, summed after; with double quantization also each block's terms.
-        List<List<QuantizationError>> taskErrors = new ArrayList<>();
-        MemorySegment[] termsOf = new MemorySegment[tensors.size()];
         try (Workers workers = new Workers("qnat-writer", threads); Arena scratch = Arena.ofShared()) {
-            // Double-quantized tensors collect their f32 absmax off-heap first; the file keeps only the bytes.
-            MemorySegment[] absmaxOf = new MemorySegment[tensors.size()];
             List<Runnable> tasks = new ArrayList<>();
+            List<Quantization> quantizations = new ArrayList<>();
             for (int t = 0; t < tensors.size(); t++) {
                 TensorToWrite tensor = tensors.get(t);
                 MemorySegment data = section(file, layout, t, DATA);
+                int index = t;
                 if (tensor.encoding() == Encoding.RAW) {
                     tasks.add(() -> {
                         MemorySegment.copy(tensor.data(), 0, data, 0, data.byteSize());
                         progress.advance(data.byteSize());
                     });
-                    continue;
-                }
-                if (tensor.encoded() != null) {
-                    int index = t;
+                } else if (tensor.encoded() != null) {
                     tasks.add(() -> {
                         storeEncoded(file, layout, index, tensor.encoded());
                         dqOffsets[index] = tensor.encoded().dqOffset();
                         progress.advance(data.byteSize());
                     });
-                    continue;
-                }
-                long count = tensor.elementCount();
-                long blocks = Nf4.blockCount(count, tensor.blockSize());
-                absmaxOf[t] = tensor.doubleQuant() ? scratch.allocate(4 * blocks, 64) : section(file, layout, t, SCALES);
-                MemorySegment absmax = absmaxOf[t];
-                MemorySegment terms = errors != null && tensor.doubleQuant() ? scratch.allocate(12 * blocks, 64) : null;
-                termsOf[t] = terms;
-                List<QuantizationError> partErrors = Collections.synchronizedList(new ArrayList<>());
-                taskErrors.add(partErrors);
-                FloatType type = tensor.dtype().floatType().orElseThrow();
-                long blocksPerTask = Math.max(1, ELEMENTS_PER_TASK / tensor.blockSize());
-                for (long first = 0; first < blocks; first += blocksPerTask) {
-                    long from = first;
-                    long to = Math.min(blocks, first + blocksPerTask);
-                    tasks.add(() -> {
-                        try {
-                            if (errors == null) {
-                                Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax);
-                            } else {
-                                QuantizationError error = new QuantizationError();
-                                Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax, error,
-                                        terms);
-                                partErrors.add(error);
-                            }
-                        } catch (NonFiniteValueException e) {
-                            throw new NonFiniteTensorException(tensor.name(), e);
-                        }
-                        long elements = Math.min(count, to * tensor.blockSize()) - from * tensor.blockSize();
-                        progress.advance(tensor.dtype().sizeOf(elements));
-                    });
+                } else {
+                    Quantization quantization = new Quantization(file, layout, index, tensor, scratch, errors != null);
+                    quantizations.add(quantization);
+                    quantization.addTasks(tasks, progress);
                 }
             }
             try (Prefault.Ahead ahead = Prefault.ahead(pagesInTaskOrder(file, layout, tensors))) {
                 workers.runAll(tasks);
             }
             tasks.clear();
-            int measured = 0;
-            for (int t = 0; t < tensors.size(); t++) {
-                TensorToWrite tensor = tensors.get(t);
-                if (tensor.encoding() != Encoding.NF4 || tensor.encoded() != null) {
+            for (Quantization quantization : quantizations) {
+                QuantizationError error = quantization.measured();
+                TensorToWrite tensor = quantization.tensor;
+                if (!tensor.doubleQuant()) {
+                    if (errors != null) {
+                        errors.put(tensor.name(), error);
+                    }
                     continue;
                 }
-                QuantizationError error = new QuantizationError();
-                taskErrors.get(measured++).forEach(error::add);
-                if (errors != null && !tensor.doubleQuant()) {
-                    errors.put(tensor.name(), error);
-                }
-                if (tensor.doubleQuant()) {
-                    int index = t;
-                    long blocks = Nf4.blockCount(tensor.elementCount(), tensor.blockSize());
-                    tasks.add(() -> {
-                        dqOffsets[index] = DoubleQuantization.quantize(absmaxOf[index], blocks,
-                                section(file, layout, index, SCALES), section(file, layout, index, NESTED_SCALES));
-                        MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, index, TABLE), F32, 0,
-                                DoubleQuantization.TABLE_SIZE);
-                        if (errors != null) {
-                            errors.put(tensor.name(), errorAtStoredAbsmax(file, layout, index, tensor, error,
-                                    absmaxOf[index], termsOf[index], dqOffsets[index]));
-                        }
-                    });
-                }
+                tasks.add(() -> {
+                    float dqOffset = quantization.doubleQuantize();
+                    dqOffsets[quantization.index] = dqOffset;
+                    if (errors != null) {
+                        errors.put(tensor.name(), quantization.errorAtStoredAbsmax(error, dqOffset));
+                    }
+                });
             }
             workers.runAll(tasks);
         }
         return dqOffsets;
     }
 
-    /** A double-quantized tensor's error at the absmax values as the file stores them. */
-    private static QuantizationError errorAtStoredAbsmax(MemorySegment file, QnatLayout layout, int index,
-                                                         TensorToWrite tensor, QuantizationError measured,
-                                                         MemorySegment absmax, MemorySegment terms, float dqOffset) {
-        long blocks = absmax.byteSize() / 4;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment stored = arena.allocate(4 * blocks, 64);
-            DoubleQuantization.dequantize(section(file, layout, index, SCALES), section(file, layout, index, NESTED_SCALES),
-                    dqOffset, DoubleQuantization.table(), blocks, stored);
-            return Nf4.errorAtStoredAbsmax(measured, terms, absmax, stored, blocks, tensor.data(),
-                    tensor.dtype().floatType().orElseThrow(), tensor.blockSize(), section(file, layout, index, DATA));
+    /**
+     * One NF4 tensor quantized here: the tasks that quantize its block ranges, and what they leave for the
+     * double quantization and the error figures after them.
+     */
+    private static final class Quantization {
+        final TensorToWrite tensor;
+        final int index;
+        private final MemorySegment file;
+        private final QnatLayout layout;
+        private final long blocks;
+        // Double-quantized tensors collect their f32 absmax off-heap first; the file keeps only the bytes.
+        private final MemorySegment absmax;
+        // Measured and double-quantized: each block's error terms, to redo the figures at the stored absmax.
+        private final MemorySegment terms;
+        // Measured: each task's error, summed after.
+        private final List<QuantizationError> taskErrors;
+
+        Quantization(MemorySegment file, QnatLayout layout, int index, TensorToWrite tensor, Arena scratch,
+                     boolean measure) {
+            this.tensor = tensor;
+            this.index = index;
+            this.file = file;
+            this.layout = layout;
+            blocks = Nf4.blockCount(tensor.elementCount(), tensor.blockSize());
+            absmax = tensor.doubleQuant() ? scratch.allocate(4 * blocks, 64) : section(file, layout, index, SCALES);
+            terms = measure && tensor.doubleQuant() ? scratch.allocate(12 * blocks, 64) : null;
+            taskErrors = measure ? Collections.synchronizedList(new ArrayList<>()) : null;
+        }
+
+        /** Adds the tasks that quantize the tensor, each a range of about ELEMENTS_PER_TASK elements. */
+        void addTasks(List<Runnable> tasks, Progress progress) {
+            MemorySegment data = section(file, layout, index, DATA);
+            FloatType type = tensor.dtype().floatType().orElseThrow();
+            long count = tensor.elementCount();
+            long blocksPerTask = Math.max(1, ELEMENTS_PER_TASK / tensor.blockSize());
+            for (long first = 0; first < blocks; first += blocksPerTask) {
+                long from = first;
+                long to = Math.min(blocks, first + blocksPerTask);
+                tasks.add(() -> {
+                    try {
+                        if (taskErrors == null) {
+                            Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax);
+                        } else {
+                            QuantizationError error = new QuantizationError();
+                            Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax, error,
+                                    terms);
+                            taskErrors.add(error);
+                        }
+                    } catch (NonFiniteValueException e) {
+                        throw new NonFiniteTensorException(tensor.name(), e);
+                    }
+                    long elements = Math.min(count, to * tensor.blockSize()) - from * tensor.blockSize();
+                    progress.advance(tensor.dtype().sizeOf(elements));
+                });
+            }
+        }
+
+        /** The error its tasks measured, at the f32 absmax (empty when not measured). */
+        QuantizationError measured() {
+            QuantizationError error = new QuantizationError();
+            if (taskErrors != null) {
+                taskErrors.forEach(error::add);
+            }
+            return error;
+        }
+
+        /** Stores the absmax double-quantized, with the table; returns the offset. */
+        float doubleQuantize() {
+            float dqOffset = DoubleQuantization.quantize(absmax, blocks, section(file, layout, index, SCALES),
+                    section(file, layout, index, NESTED_SCALES));
+            MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, index, TABLE), F32, 0,
+                    DoubleQuantization.TABLE_SIZE);
+            return dqOffset;
+        }
+
+        /** The double-quantized tensor's error at the absmax values as the file stores them. */
+        QuantizationError errorAtStoredAbsmax(QuantizationError measured, float dqOffset) {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment stored = arena.allocate(4 * blocks, 64);
+                DoubleQuantization.dequantize(section(file, layout, index, SCALES),
+                        section(file, layout, index, NESTED_SCALES), dqOffset, DoubleQuantization.table(), blocks, stored);
+                return Nf4.errorAtStoredAbsmax(measured, terms, absmax, stored, blocks, tensor.data(),
+                        tensor.dtype().floatType().orElseThrow(), tensor.blockSize(), section(file, layout, index, DATA));
+            }
         }
     }
 
@@ -260,30 +291,8 @@ public final class QnatWriter {
         MemorySegment strings = file.asSlice(layout.stringsOffset, layout.stringsLength);
         for (int t = 0; t < tensors.size(); t++) {
             TensorToWrite tensor = tensors.get(t);
-            MemorySegment entry = file.asSlice(layout.tableOffset + (long) t * QnatLayout.ENTRY_SIZE, QnatLayout.ENTRY_SIZE);
             long[] shape = tensor.shape();
-            entry.set(U64, 0, layout.nameOffsets[t]);
-            entry.set(U32, 8, layout.names[t].length);
-            entry.set(U32, 12, shape.length);
-            entry.set(U64, 16, layout.dimsOffsets[t]);
-            entry.set(U64, 24, tensor.elementCount());
-            entry.set(ValueLayout.JAVA_BYTE, 32, (byte) tensor.dtype().code());
-            entry.set(ValueLayout.JAVA_BYTE, 33, (byte) tensor.encoding().ordinal());
-            ScaleStorage scales = tensor.encoding() == Encoding.RAW ? ScaleStorage.NONE
-                    : tensor.doubleQuant() ? ScaleStorage.DOUBLE_QUANT : ScaleStorage.ABSMAX_F32;
-            entry.set(ValueLayout.JAVA_BYTE, 34, (byte) scales.ordinal());
-            entry.set(U32, 36, tensor.blockSize());
-            entry.set(U32, 40, tensor.doubleQuant() ? DoubleQuantization.GROUP_SIZE : 0);
-            entry.set(F32, 44, dqOffsets[t]);
-            for (int s = 0; s < QnatLayout.SECTIONS; s++) {
-                long length = layout.sectionLengths[t][s];
-                if (length >= 0) {
-                    long offset = layout.sectionOffsets[t][s];
-                    entry.set(U64, 48 + 24L * s, offset);
-                    entry.set(U64, 56 + 24L * s, length);
-                    entry.set(U32, 64 + 24L * s, Crc32c.of(file.asSlice(offset, length)));
-                }
-            }
+            writeEntry(file, layout, t, tensor, dqOffsets[t]);
             MemorySegment.copy(layout.names[t], 0, strings, ValueLayout.JAVA_BYTE, layout.nameOffsets[t],
                     layout.names[t].length);
             MemorySegment.copy(shape, 0, strings, U64, layout.dimsOffsets[t], shape.length);
@@ -291,23 +300,49 @@ public final class QnatWriter {
         for (int i = 0; i < layout.nameIndex.length; i++) {
             file.set(U32, layout.indexOffset + 4L * i, layout.nameIndex[i]);
         }
-        file.asSlice(0, 4).copyFrom(MemorySegment.ofArray(QnatLayout.MAGIC));
-        file.set(U32, 4, QnatLayout.VERSION);
-        file.set(U32, 8, 0);
-        file.set(U64, 16, layout.headerLength);
-        file.set(U64, 24, layout.fileLength);
-        file.set(U64, 32, QnatLayout.FIXED_HEADER_SIZE);
-        file.set(U64, 40, layout.metadata.length);
-        file.set(U64, 48, layout.tableOffset);
-        file.set(U64, 56, (long) QnatLayout.ENTRY_SIZE * tensors.size());
-        file.set(U64, 64, layout.indexOffset);
-        file.set(U64, 72, 4L * tensors.size());
-        file.set(U64, 80, layout.stringsOffset);
-        file.set(U64, 88, layout.stringsLength);
-        file.set(U32, 96, tensors.size());
-        file.set(U32, 100, QnatLayout.ENTRY_SIZE);
-        file.set(U32, 12, 0);
-        file.set(U32, 12, Crc32c.of(file.asSlice(0, layout.headerLength)));
+        file.asSlice(QnatField.MAGIC.offset(), QnatField.MAGIC.size()).copyFrom(MemorySegment.ofArray(QnatLayout.MAGIC));
+        QnatField.VERSION.put(file, 0, QnatLayout.VERSION);
+        QnatField.FLAGS.put(file, 0, 0);
+        QnatField.HEADER_LENGTH.put(file, 0, layout.headerLength);
+        QnatField.FILE_LENGTH.put(file, 0, layout.fileLength);
+        QnatField.METADATA_OFFSET.put(file, 0, QnatLayout.FIXED_HEADER_SIZE);
+        QnatField.METADATA_LENGTH.put(file, 0, layout.metadata.length);
+        QnatField.TABLE_OFFSET.put(file, 0, layout.tableOffset);
+        QnatField.TABLE_LENGTH.put(file, 0, (long) QnatLayout.ENTRY_SIZE * tensors.size());
+        QnatField.INDEX_OFFSET.put(file, 0, layout.indexOffset);
+        QnatField.INDEX_LENGTH.put(file, 0, 4L * tensors.size());
+        QnatField.STRINGS_OFFSET.put(file, 0, layout.stringsOffset);
+        QnatField.STRINGS_LENGTH.put(file, 0, layout.stringsLength);
+        QnatField.TENSOR_COUNT.put(file, 0, tensors.size());
+        QnatField.ENTRY_SIZE.put(file, 0, QnatLayout.ENTRY_SIZE);
+        QnatField.HEADER_CRC32C.put(file, 0, QnatLayout.headerCrc(file, layout.headerLength));
     }
 
+    /** Tensor {@code t}'s entry in the table, its section CRCs computed from the filled sections. */
+    private static void writeEntry(MemorySegment file, QnatLayout layout, int t, TensorToWrite tensor, float dqOffset) {
+        long entry = layout.tableOffset + (long) t * QnatLayout.ENTRY_SIZE;
+        QnatField.NAME_OFFSET.put(file, entry, layout.nameOffsets[t]);
+        QnatField.NAME_LENGTH.put(file, entry, layout.names[t].length);
+        QnatField.RANK.put(file, entry, tensor.shape().length);
+        QnatField.DIMS_OFFSET.put(file, entry, layout.dimsOffsets[t]);
+        QnatField.ELEMENT_COUNT.put(file, entry, tensor.elementCount());
+        QnatField.DTYPE.put(file, entry, tensor.dtype().code());
+        QnatField.ENCODING.put(file, entry, tensor.encoding().ordinal());
+        ScaleStorage scales = tensor.encoding() == Encoding.RAW ? ScaleStorage.NONE
+                : tensor.doubleQuant() ? ScaleStorage.DOUBLE_QUANT : ScaleStorage.ABSMAX_F32;
+        QnatField.SCALES.put(file, entry, scales.ordinal());
+        QnatField.BLOCK_SIZE.put(file, entry, tensor.blockSize());
+        QnatField.NESTED_BLOCK_SIZE.put(file, entry, tensor.doubleQuant() ? DoubleQuantization.GROUP_SIZE : 0);
+        QnatField.DQ_OFFSET.putFloat(file, entry, dqOffset);
+        for (int s = 0; s < QnatLayout.SECTIONS; s++) {
+            long length = layout.sectionLengths[t][s];
+            if (length >= 0) {
+                long offset = layout.sectionOffsets[t][s];
+                long descriptor = entry + QnatField.sectionDescriptor(s);
+                QnatField.SECTION_OFFSET.put(file, descriptor, offset);
+                QnatField.SECTION_LENGTH.put(file, descriptor, length);
+                QnatField.SECTION_CRC32C.put(file, descriptor, Crc32c.of(file.asSlice(offset, length)));
+            }
+        }
+    }
 }

@@ -44,7 +44,7 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
             throw new IllegalArgumentException("tensor name must have 1 to " + MAX_NAME_BYTES + " UTF-8 bytes, '" + name
                     + "' has " + nameBytes);
         }
-        long count = elementCount(name, shape);
+        long count = ElementCount.of(name, shape);
         long size = encoded != null ? 0 : dtype.sizeOf(count);
         if (size < 0) {
             throw new IllegalArgumentException("tensor '" + name + "': " + count + " elements of " + dtype
@@ -105,39 +105,6 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
 
     /** The number of elements: the product of the dimensions. */
     public long elementCount() {
-        return elementCount(name, shape);
-    }
-
-    /**
-     * The number of elements of a tensor of {@code shape}, checked as the writer checks it: at most
-     * {@link #MAX_RANK} dimensions, none negative, fewer than 2^62 elements; otherwise an
-     * IllegalArgumentException naming the tensor.
-     */
-    public static long elementCount(String name, long[] shape) {
-        if (shape.length > MAX_RANK) {
-            throw new IllegalArgumentException("tensor '" + name + "' has " + shape.length + " dimensions, more than "
-                    + MAX_RANK);
-        }
-        long count = 1;
-        for (long dim : shape) {
-            if (dim < 0) {
-                throw new IllegalArgumentException("tensor '" + name + "' has a negative dimension: " + Arrays.toString(shape));
-            }
-            count = multiplyBelowLimit(count, dim, name, shape);
-        }
-        return count;
-    }
-
-    private static long multiplyBelowLimit(long a, long b, String name, long[] shape) {
-        long product;
-        try {
-            product = Math.multiplyExact(a, b);
-        } catch (ArithmeticException e) {
-            product = -1;
-        }
-        if (product < 0 || product >= 1L << 62) {
-            throw new IllegalArgumentException("tensor '" + name + "' shape " + Arrays.toString(shape) + " has too many elements");
-        }
-        return product;
+        return ElementCount.of(name, shape);
     }
 }

@@ -15,11 +15,19 @@ public final class Crc32c {
 
     private Crc32c() {}
 
-    public static int of(MemorySegment segment) {
+    /** The CRC of the segments' bytes one after another. */
+    public static int of(MemorySegment... segments) {
         CRC32C crc = new CRC32C();
+        for (MemorySegment segment : segments) {
+            update(crc, segment);
+        }
+        return (int) crc.getValue();
+    }
+
+    private static void update(CRC32C crc, MemorySegment segment) {
         if (segment.heapBase().isPresent()) {
             crc.update(segment.asByteBuffer());
-            return (int) crc.getValue();
+            return;
         }
         byte[] buffer = BUFFER.get();
         for (long offset = 0; offset < segment.byteSize(); offset += CHUNK) {
@@ -27,6 +35,5 @@ public final class Crc32c {
             MemorySegment.copy(segment, ValueLayout.JAVA_BYTE, offset, buffer, 0, length);
             crc.update(buffer, 0, length);
         }
-        return (int) crc.getValue();
     }
 }

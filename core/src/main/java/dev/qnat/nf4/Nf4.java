@@ -49,9 +49,14 @@ public final class Nf4 {
 
     private Nf4() {}
 
+    /** Whether {@code blockSize} is one NF4 allows: an even number from 2 to 2^20. */
+    public static boolean isBlockSize(long blockSize) {
+        return blockSize >= MIN_BLOCK_SIZE && blockSize <= MAX_BLOCK_SIZE && blockSize % 2 == 0;
+    }
+
     /** Checks a block size: an even number from 2 to 2^20. */
     public static int checkBlockSize(int blockSize) {
-        if (blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || (blockSize & 1) != 0) {
+        if (!isBlockSize(blockSize)) {
             throw new IllegalArgumentException("block size must be an even number from " + MIN_BLOCK_SIZE + " to "
                     + MAX_BLOCK_SIZE + ", got " + blockSize);
         }

@@ -126,7 +126,7 @@ public final class Checkpoint implements AutoCloseable {
                 String field = json.currentName();
                 JsonToken value = json.nextToken();
                 if (field.equals("weight_map")) {
-                    readStrings(indexFile + ": weight_map", json, value, weightMap);
+                    JsonInput.readStringMap(indexFile + ": weight_map", "entry", json, value, weightMap);
                 } else if (field.equals("metadata") && value == JsonToken.START_OBJECT) {
                     // transformers writes numbers here (total_size); keep every scalar as text
                     while (json.nextToken() == JsonToken.FIELD_NAME) {
@@ -147,20 +147,6 @@ public final class Checkpoint implements AutoCloseable {
         }
         if (weightMap.isEmpty()) {
             throw new FormatException(indexFile + ": no weight_map, or an empty one");
-        }
-    }
-
-    private static void readStrings(String what, JsonParser json, JsonToken start, Map<String, String> into)
-            throws IOException, FormatException {
-        if (start != JsonToken.START_OBJECT) {
-            throw new FormatException(what + " is not an object");
-        }
-        while (json.nextToken() == JsonToken.FIELD_NAME) {
-            String key = json.currentName();
-            if (json.nextToken() != JsonToken.VALUE_STRING) {
-                throw new FormatException(what + " entry '" + key + "' is not a string");
-            }
-            into.put(key, json.getText());
         }
     }
 

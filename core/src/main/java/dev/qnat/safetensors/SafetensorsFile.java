@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.format.DType;
+import dev.qnat.format.ElementCount;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.JsonInput;
 import dev.qnat.format.TensorToWrite;
@@ -147,7 +148,7 @@ public final class SafetensorsFile implements AutoCloseable {
             while (json.nextToken() == JsonToken.FIELD_NAME) {
                 String name = json.currentName();
                 if (name.equals(METADATA_KEY)) {
-                    readMetadata(where, json, metadata);
+                    JsonInput.readStringMap(where + ": " + METADATA_KEY, "value of", json, json.nextToken(), metadata);
                 } else if (name.isEmpty()) {
                     throw new FormatException(where + ": a tensor has an empty name");
                 } else {
@@ -164,20 +165,6 @@ public final class SafetensorsFile implements AutoCloseable {
                     + " (at character " + e.getLocation().getCharOffset() + " of the header)", e);
         } catch (IOException e) {
             throw new FormatException(where + ": the header cannot be read: " + e.getMessage(), e);
-        }
-    }
-
-    private static void readMetadata(String where, JsonParser json, Map<String, String> metadata)
-            throws IOException, FormatException {
-        if (json.nextToken() != JsonToken.START_OBJECT) {
-            throw new FormatException(where + ": " + METADATA_KEY + " is not an object");
-        }
-        while (json.nextToken() == JsonToken.FIELD_NAME) {
-            String key = json.currentName();
-            if (json.nextToken() != JsonToken.VALUE_STRING) {
-                throw new FormatException(where + ": " + METADATA_KEY + " value of '" + key + "' is not a string");
-            }
-            metadata.put(key, json.getText());
         }
     }
 
@@ -204,7 +191,7 @@ public final class SafetensorsFile implements AutoCloseable {
                     e.shape = longs(tensor + " shape", json, value, TensorToWrite.MAX_RANK);
                     e.count = 1;
                     for (long dim : e.shape) {
-                        e.count = dim == 0 || e.count == 0 ? 0 : e.count > ((1L << 62) - 1) / dim ? -1 : e.count * dim;
+                        e.count = ElementCount.times(e.count, dim);
                         if (e.count < 0) {
                             throw new FormatException(tensor + ": shape " + Arrays.toString(e.shape) + " has too many elements");
                         }

@@ -1,6 +1,7 @@
 package dev.qnat.safetensors;
 
 import dev.qnat.format.DType;
+import dev.qnat.format.ElementCount;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -17,12 +18,8 @@ public record SafetensorsTensor(String name, DType dtype, long[] shape, MemorySe
         return shape.clone();
     }
 
-    /** The product of the dimensions (1 for a scalar). */
+    /** The product of the dimensions (1 for a scalar); see {@link ElementCount#of}. */
     public long elementCount() {
-        long count = 1;
-        for (long dim : shape) {
-            count *= dim;
-        }
-        return count;
+        return ElementCount.of(name, shape);
     }
 }

@@ -3,6 +3,7 @@ package dev.qnat.safetensors;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import dev.qnat.format.DType;
+import dev.qnat.format.ElementCount;
 import dev.qnat.format.TensorNames;
 import dev.qnat.io.AtomicMappedFile;
 import dev.qnat.io.FileSnapshot;
@@ -63,7 +64,10 @@ public final class SafetensorsWriter {
                 if (dim < 0) {
                     throw new IllegalArgumentException("tensor '" + name + "' has a negative dimension");
                 }
-                count = Math.multiplyExact(count, dim);
+                count = ElementCount.times(count, dim);
+                if (count < 0) {
+                    throw new IllegalArgumentException("tensor '" + name + "' has too many elements");
+                }
             }
             long size = dtype.sizeOf(count);
             if (size < 0) {

@@ -13,7 +13,6 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.zip.CRC32C;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -37,7 +36,7 @@ class QnatMutationTest {
             QnatWriter.write(file, Map.of("model_name", "m", "producer", "test"), g.tensors);
             valid = Files.readAllBytes(file);
         }
-        headerLength = buffer(valid).getLong(16);
+        headerLength = buffer(valid).getLong(QnatField.HEADER_LENGTH.offset());
     }
 
     private static ByteBuffer buffer(byte[] bytes) {
@@ -70,15 +69,11 @@ class QnatMutationTest {
     /** Re-seals the header CRC so that field checks, not the CRC, are what a mutation meets. */
     private byte[] resealed(byte[] bytes) {
         ByteBuffer b = buffer(bytes);
-        long length = Math.min(b.getLong(16), bytes.length);
-        if (length < 16) {
+        long length = Math.min(b.getLong(QnatField.HEADER_LENGTH.offset()), bytes.length);
+        if (length < QnatField.HEADER_LENGTH.offset()) {
             return bytes;
         }
-        CRC32C crc = new CRC32C();
-        crc.update(bytes, 0, 12);
-        crc.update(new byte[4]);
-        crc.update(bytes, 16, (int) length - 16);
-        b.putInt(12, (int) crc.getValue());
+        b.putInt(QnatField.HEADER_CRC32C.offset(), QnatLayout.headerCrc(MemorySegment.ofArray(bytes), length));
         return bytes;
     }
 
@@ -136,25 +131,21 @@ class QnatMutationTest {
     @Test
     void fieldsSetHugeOrWrongAreRefusedEvenWithAResealedCrc() {
         long[] values = {0xFFFFFFFFL, 1L << 62, Long.MAX_VALUE, -1L, valid.length + 1L, 7, 0};
-        for (int field = 16; field < 128; field += 4) {
-            if (field == 100) {
-                continue; // entry_size: a larger value with the same table is caught by table_length, tested below
+        for (QnatField field : QnatField.HEADER) {
+            // Before header_length: magic, version, flags and the CRC itself, which the CRC alone protects.
+            // entry_size: a larger value with the same table is caught by table_length, tested below.
+            if (field.offset() < QnatField.HEADER_LENGTH.offset() || field == QnatField.ENTRY_SIZE) {
+                continue;
             }
-            for (long value : values) {
-                byte[] bytes = valid.clone();
-                ByteBuffer b = buffer(bytes);
-                if (field % 8 == 0 && field < 96) {
-                    if (b.getLong(field) == value) {
+            for (int word = field.offset(); word < field.offset() + field.size(); word += 4) {
+                boolean wide = field.type() == QnatField.Type.U64 && word == field.offset();
+                for (long value : values) {
+                    byte[] bytes = valid.clone();
+                    if (!overwrite(buffer(bytes), word, wide, value)) {
                         continue;
                     }
-                    b.putLong(field, value);
-                } else {
-                    if (b.getInt(field) == (int) value) {
-                        continue;
-                    }
-                    b.putInt(field, (int) value);
+                    assertRefused(resealed(bytes), "header field " + field.name() + " (at " + word + ") set to " + value);
                 }
-                assertRefused(resealed(bytes), "header field at " + field + " set to " + value);
             }
         }
     }
@@ -162,52 +153,63 @@ class QnatMutationTest {
     @Test
     void entryFieldsSetHugeAreRefused() {
         ByteBuffer b = buffer(valid);
-        long table = b.getLong(48);
-        int count = b.getInt(96);
-        // Values no field can take; dq_offset (44) is a plain number the header CRC alone protects.
+        long table = b.getLong(QnatField.TABLE_OFFSET.offset());
+        int count = b.getInt(QnatField.TENSOR_COUNT.offset());
+        // Values no field can take; dq_offset is a plain number the header CRC alone protects.
         long[] values = {0xFFFFFFFFL, Long.MAX_VALUE, valid.length + 64L};
         for (int t = 0; t < count; t++) {
-            for (int field = 0; field < 160; field += 4) {
-                if (field == 44) {
+            long entry = table + (long) QnatLayout.ENTRY_SIZE * t;
+            for (QnatField field : QnatField.ENTRY) {
+                // The bytes after dtype (encoding, scales, reserved) lie in the word that dtype's trials overwrite.
+                if (field == QnatField.DQ_OFFSET || field.offset() % 4 != 0) {
                     continue;
                 }
-                for (long value : values) {
-                    byte[] bytes = valid.clone();
-                    ByteBuffer m = buffer(bytes);
-                    int at = (int) (table + 160L * t + field);
-                    boolean wide = field < 32 && field % 8 == 0 || field >= 48 && (field - 48) % 24 < 16 && field % 8 == 0;
-                    if (wide ? m.getLong(at) == value : m.getInt(at) == (int) value) {
-                        continue;
+                for (int word = field.offset(); word < field.offset() + field.size(); word += 4) {
+                    boolean wide = field.type() == QnatField.Type.U64 && word == field.offset();
+                    for (long value : values) {
+                        byte[] bytes = valid.clone();
+                        if (!overwrite(buffer(bytes), (int) (entry + word), wide, value)) {
+                            continue;
+                        }
+                        String what = "tensor " + t + " " + field.name() + " (at " + word + ") = " + value;
+                        try {
+                            openAndReadAll(resealed(bytes), what);
+                        } catch (FormatException expected) {
+                            continue;
+                        } catch (Exception e) {
+                            fail(e);
+                        }
+                        fail(what + " was accepted");
                     }
-                    if (wide) {
-                        m.putLong(at, value);
-                    } else {
-                        m.putInt(at, (int) value);
-                    }
-                    byte[] sealed = resealed(bytes);
-                    try {
-                        openAndReadAll(sealed, "tensor " + t + " field " + field + " = " + value);
-                    } catch (FormatException expected) {
-                        continue;
-                    } catch (Exception e) {
-                        fail(e);
-                    }
-                    fail("tensor " + t + " field " + field + " set to " + value + " was accepted");
                 }
             }
         }
     }
 
+    /** Puts {@code value} as a u64 ({@code wide}) or a u32 at {@code at}; false if it is there already. */
+    private static boolean overwrite(ByteBuffer bytes, int at, boolean wide, long value) {
+        if (wide ? bytes.getLong(at) == value : bytes.getInt(at) == (int) value) {
+            return false;
+        }
+        if (wide) {
+            bytes.putLong(at, value);
+        } else {
+            bytes.putInt(at, (int) value);
+        }
+        return true;
+    }
+
     @Test
     void overlappingSectionsAreRefused() throws Exception {
         ByteBuffer b = buffer(valid);
-        long table = b.getLong(48);
+        long table = b.getLong(QnatField.TABLE_OFFSET.offset());
         // Point tensor 1's data section at tensor 0's; same length is not required for the overlap check to fire,
         // so keep tensor 1's own length and crc and expect the overlap (or a bounds) error.
         byte[] bytes = valid.clone();
         ByteBuffer m = buffer(bytes);
-        long firstData = m.getLong((int) table + 48);
-        m.putLong((int) (table + 160 + 48), firstData);
+        QnatField dataOffset = QnatField.ofSection(QnatLayout.DATA, QnatField.SECTION_OFFSET);
+        long firstData = m.getLong((int) dataOffset.at(table));
+        m.putLong((int) dataOffset.at(table + QnatLayout.ENTRY_SIZE), firstData);
         FormatException e = assertThrows(FormatException.class, () -> openAndReadAll(resealed(bytes), "overlap"));
         assertTrue(e.getMessage().contains("overlaps") || e.getMessage().contains("must start"), e.getMessage());
     }
@@ -229,7 +231,7 @@ class QnatMutationTest {
             QnatWriter.write(file, Map.of(), List.of(TensorToWrite.raw("aa", new long[] {2}, DType.F32, data),
                     TensorToWrite.raw("ab", new long[] {2}, DType.F32, data)));
             byte[] bytes = Files.readAllBytes(file);
-            long strings = buffer(bytes).getLong(80);
+            long strings = buffer(bytes).getLong(QnatField.STRINGS_OFFSET.offset());
             int at = (int) strings;
             while (!(bytes[at] == 'a' && bytes[at + 1] == 'b')) {
                 at++;

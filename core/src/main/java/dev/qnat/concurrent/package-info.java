@@ -1,0 +1,2 @@
+/** The writers' worker threads ({@link dev.qnat.concurrent.Workers}). */
+package dev.qnat.concurrent;

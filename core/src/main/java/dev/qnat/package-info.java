@@ -1,0 +1,2 @@
+/** Facts about the library itself: {@link dev.qnat.Qnat#VERSION}. */
+package dev.qnat;

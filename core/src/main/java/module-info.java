@@ -1,0 +1,25 @@
+/**
+ * NF4 (QLoRA's 4-bit NormalFloat) quantization for the JVM: the block codec ({@link dev.qnat.nf4.Nf4}),
+ * QNAT files ({@link dev.qnat.format.QnatFile}, {@link dev.qnat.format.QnatWriter}), safetensors
+ * checkpoints, bitsandbytes NF4 import and export, and conversions between them.
+ *
+ * <p>The codec runs on SIMD kernels written with the incubating Vector API when the application adds
+ * its module ({@code --add-modules jdk.incubator.vector}); without it, qnat logs one warning and runs the
+ * scalar reference kernels. The kernels themselves ({@code dev.qnat.nf4.kernel}) are not exported.
+ */
+module dev.qnat.core {
+    // Optional: read only when the application resolves it; the kernels fall back to scalar code otherwise.
+    requires static jdk.incubator.vector;
+    // HotSpot's flags tell whether C2 runs, without which the vector kernels would be slower than scalar.
+    requires jdk.management;
+    requires com.fasterxml.jackson.core;
+
+    exports dev.qnat;
+    exports dev.qnat.bnb;
+    exports dev.qnat.concurrent;
+    exports dev.qnat.convert;
+    exports dev.qnat.format;
+    exports dev.qnat.io;
+    exports dev.qnat.nf4;
+    exports dev.qnat.safetensors;
+}
