@@ -11,11 +11,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.SplittableRandom;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.ForkJoinPool;
 import org.junit.jupiter.api.function.Executable;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -32,17 +29,8 @@ class MatrixTest {
         {1, 1000}, {6, 520}, {33, 96}, {8, 1024}, {5, 136}, {2, 4104}, {13, 72}, {11, 8},
     };
 
-    static ExecutorService pool;
-
-    @BeforeAll
-    static void startPool() {
-        pool = Executors.newFixedThreadPool(3);
-    }
-
-    @AfterAll
-    static void stopPool() {
-        pool.shutdownNow();
-    }
+    /** Three workers (daemon threads), more than this machine's cores, so that row ranges interleave. */
+    static final ForkJoinPool pool = new ForkJoinPool(3);
 
     @Test
     void theVectorKernelsAreTheOnesUnderTest() {

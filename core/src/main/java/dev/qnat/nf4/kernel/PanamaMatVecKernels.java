@@ -23,11 +23,12 @@ import jdk.incubator.vector.VectorSpecies;
  * lanes, lane j holding the codes of the chunk's columns 8j..8j+7, column 8j+k at bits 4k..4k+3 (QNAT's
  * low-nibble-first order). Shifting by 4k and masking gives the codes of columns 8j+k in lane j, so x is
  * permuted once per call into that order ({@link #prepareNf4}) and everything after is lane-wise: shift,
- * mask, a 16-entry lookup of the levels already multiplied by the block's absmax (once per block, when the
- * chunk lies in one block), and an FMA. Chunks need rows and blocks that start on a multiple of 8
- * columns ({@code cols} and the block size multiples of 8); other shapes run the scalar reference. For a
- * batch, four rows are decoded once into a small float buffer and multiplied with three rows of x at a
- * time in registers. Summation orders: src/spec/nf4-linear.md.
+ * mask, a 16-entry lookup of the levels already multiplied by the block's absmax (once per chunk), and an
+ * FMA into one of four partial sums (four, so that the FMA latency does not bound the loop). Rows go that
+ * way when blocks and rows start on multiples of the chunk width; when only multiples of 8 columns, each
+ * chunk is decoded with a per-lane absmax and then multiplied; other shapes run the scalar reference.
+ * For a batch, eight rows are decoded once into a small float buffer, and each is multiplied with three
+ * rows of x at a time (twelve partial sums in registers). Summation orders: src/spec/nf4-linear.md.
  */
 final class PanamaMatVecKernels implements MatVecKernels {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -44,8 +45,13 @@ final class PanamaMatVecKernels implements MatVecKernels {
     /** Vectors that hold the 16 levels. */
     private static final int PARTS = Math.max(1, Nf4Codebook.LEVELS / LANES);
     private static final float[] LEVELS = new float[PARTS * LANES];
-    /** Rows of W decoded together, and rows of x multiplied with them in registers, for a batch. */
-    private static final int TILE_ROWS = 4;
+    /** Where parts 0 to 3 of the levels start in LEVELS (parts past PARTS repeat the last, unused). */
+    private static final int PART_0 = 0;
+    private static final int PART_1 = Math.min(1, PARTS - 1) * LANES;
+    private static final int PART_2 = Math.min(2, PARTS - 1) * LANES;
+    private static final int PART_3 = Math.min(3, PARTS - 1) * LANES;
+    /** Rows of W decoded together for a batch, and rows of x multiplied with one of them in registers. */
+    private static final int TILE_ROWS = 8;
     private static final int TILE_BATCH = 3;
 
     static {
@@ -65,6 +71,14 @@ final class PanamaMatVecKernels implements MatVecKernels {
         final float[] lanes = new float[LANES];
         final float[] laneScales = new float[LANES];
         private float[] rows = new float[0];
+        private float[] row = new float[0];
+
+        float[] row(int n) {
+            if (row.length < n) {
+                row = new float[n];
+            }
+            return row;
+        }
 
         float[] rows(int n) {
             if (rows.length < n) {
@@ -147,33 +161,49 @@ final class PanamaMatVecKernels implements MatVecKernels {
             this(codes, codeBase, absmax, firstBlock, blockSize, cols, cols - cols % CHUNK);
         }
 
-        /** The dot product of the row starting at element {@code rowStart} with permuted x (batch 1). */
+        /** Whether every chunk lies in one block: blocks and rows start at multiples of the chunk width. */
+        boolean aligned() {
+            return blockSize % CHUNK == 0 && cols % CHUNK == 0;
+        }
+
+        /**
+         * The dot product of the row starting at element {@code rowStart} with permuted x (batch 1). Vector
+         * v = q / LANES + k of the row goes to partial sum v mod 4: the four sums rotate after each step
+         * (eight steps a chunk, so each chunk starts on p0). One flat loop, no helper that passes vectors,
+         * so that C2 never boxes them.
+         */
         float dot(long rowStart, float[] x, Scratch scratch) {
-            FloatVector[] levels = levelTables(1f);
-            FloatVector[] table = levels;
-            long tableBlock = -1;
-            FloatVector acc = FloatVector.zero(FLOATS);
+            if (!aligned()) {
+                float[] row = scratch.row(cols);
+                decode(rowStart, row, 0, scratch);
+                return PanamaMatVecKernels.dot(row, 0, x, 0, cols, full, scratch);
+            }
+            FloatVector p0 = FloatVector.zero(FLOATS);
+            FloatVector p1 = p0;
+            FloatVector p2 = p0;
+            FloatVector p3 = p0;
+            BlockCursor blocks = new BlockCursor(rowStart);
             for (int q = 0; q < full; q += CHUNK) {
-                long e = rowStart + q;
-                IntVector packed = IntVector.fromMemorySegment(INTS, codes, (e - codeBase) >> 1, LE);
-                long block = e / blockSize;
-                if (block == (e + CHUNK - 1) / blockSize) {
-                    if (block != tableBlock) {
-                        table = levelTables(absmax[(int) (block - firstBlock)]);
-                        tableBlock = block;
-                    }
-                    for (int k = 0; k < 8; k++) {
-                        acc = lookup(nibbles(packed, k), table).fma(FloatVector.fromArray(FLOATS, x, q + k * LANES), acc);
-                    }
-                } else {
-                    FloatVector scale = laneScales(e, scratch);
-                    for (int k = 0; k < 8; k++) {
-                        acc = lookup(nibbles(packed, k), levels).mul(scale)
-                                .fma(FloatVector.fromArray(FLOATS, x, q + k * LANES), acc);
-                    }
+                IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
+                float a = absmax[blocks.next()];
+                IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
+                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
+                IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
+                IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
+                for (int k = 0; k < 8; k++) {
+                    IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
+                    IntVector low = code.and(7);
+                    IntVector w = PARTS == 1 ? code.selectFrom(t0)
+                            : PARTS == 2 ? low.selectFrom(t0).blend(low.selectFrom(t1), code.compare(GE, 8))
+                            : low.selectFrom(t0, t1).blend(low.selectFrom(t2, t3), code.compare(GE, 8));
+                    FloatVector sum = w.reinterpretAsFloats().fma(FloatVector.fromArray(FLOATS, x, q + k * LANES), p0);
+                    p0 = p1;
+                    p1 = p2;
+                    p2 = p3;
+                    p3 = sum;
                 }
             }
-            float sum = reduce(acc, scratch);
+            float sum = reduce(p0, p1, p2, p3, scratch);
             for (int c = full; c < cols; c++) {
                 sum = Math.fma(ScalarMatVecKernels.weight(codes, codeBase, rowStart + c, absmax, firstBlock, blockSize),
                         x[c], sum);
@@ -181,32 +211,63 @@ final class PanamaMatVecKernels implements MatVecKernels {
             return sum;
         }
 
-        /** The dequantized row in the permuted order (the tail in natural order) at {@code out[offset]}. */
+        /**
+         * The dequantized row in the permuted order (the tail in natural order) at {@code out[offset]}: the
+         * code looked up in the levels times the chunk's absmax when the chunk lies in one block, else in the
+         * levels and times each lane's absmax (the same float32 product).
+         */
         void decode(long rowStart, float[] out, int offset, Scratch scratch) {
-            FloatVector[] levels = levelTables(1f);
-            FloatVector[] table = levels;
-            long tableBlock = -1;
+            boolean aligned = aligned();
+            BlockCursor blocks = new BlockCursor(rowStart);
             for (int q = 0; q < full; q += CHUNK) {
-                long e = rowStart + q;
-                IntVector packed = IntVector.fromMemorySegment(INTS, codes, (e - codeBase) >> 1, LE);
-                long block = e / blockSize;
-                if (block == (e + CHUNK - 1) / blockSize) {
-                    if (block != tableBlock) {
-                        table = levelTables(absmax[(int) (block - firstBlock)]);
-                        tableBlock = block;
-                    }
-                    for (int k = 0; k < 8; k++) {
-                        lookup(nibbles(packed, k), table).intoArray(out, offset + q + k * LANES);
-                    }
-                } else {
-                    FloatVector scale = laneScales(e, scratch);
-                    for (int k = 0; k < 8; k++) {
-                        lookup(nibbles(packed, k), levels).mul(scale).intoArray(out, offset + q + k * LANES);
-                    }
+                IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
+                int block = blocks.next(); // moves to the next chunk's codes, aligned or not
+                float a = aligned ? absmax[block] : 1f;
+                FloatVector scale = aligned ? null : laneScales(rowStart + q, scratch);
+                IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
+                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
+                IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
+                IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
+                for (int k = 0; k < 8; k++) {
+                    IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
+                    IntVector low = code.and(7);
+                    IntVector w = PARTS == 1 ? code.selectFrom(t0)
+                            : PARTS == 2 ? low.selectFrom(t0).blend(low.selectFrom(t1), code.compare(GE, 8))
+                            : low.selectFrom(t0, t1).blend(low.selectFrom(t2, t3), code.compare(GE, 8));
+                    FloatVector weights = w.reinterpretAsFloats();
+                    (scale == null ? weights : weights.mul(scale)).intoArray(out, offset + q + k * LANES);
                 }
             }
             for (int c = full; c < cols; c++) {
                 out[offset + c] = ScalarMatVecKernels.weight(codes, codeBase, rowStart + c, absmax, firstBlock, blockSize);
+            }
+        }
+
+        /**
+         * Walks the chunks of an aligned row: the byte of each chunk's codes and its block's index in absmax,
+         * without a division per chunk (a 64-bit one costs some 40 cycles).
+         */
+        private final class BlockCursor {
+            long byteAt;
+            private int block;
+            private int chunksLeft;
+            private final int chunksPerBlock = blockSize / CHUNK;
+
+            BlockCursor(long rowStart) {
+                byteAt = (rowStart - codeBase) >> 1;
+                block = (int) (rowStart / blockSize - firstBlock);
+                chunksLeft = (int) ((blockSize - rowStart % blockSize) / CHUNK); // in the row's first block
+            }
+
+            /** The absmax index of the current chunk; moves to the next chunk. */
+            int next() {
+                if (chunksLeft == 0) {
+                    block++;
+                    chunksLeft = chunksPerBlock;
+                }
+                chunksLeft--;
+                byteAt += CHUNK / 2;
+                return block;
             }
         }
 
@@ -219,40 +280,12 @@ final class PanamaMatVecKernels implements MatVecKernels {
         }
     }
 
-    /** The 16 levels times {@code scale} (float32 products, as dequantization rounds them), in PARTS vectors. */
-    private static FloatVector[] levelTables(float scale) {
-        FloatVector[] parts = new FloatVector[PARTS];
-        for (int p = 0; p < PARTS; p++) {
-            parts[p] = FloatVector.fromArray(FLOATS, LEVELS, p * LANES).mul(scale);
-        }
-        return parts;
-    }
-
-    /** Codes of columns 8j+k, per lane j. */
-    private static IntVector nibbles(IntVector packed, int k) {
-        return packed.lanewise(LSHR, 4 * k).and(0xF);
-    }
-
-    /** {@code table[code]} per lane, the 16 entries spread over PARTS vectors. */
-    private static FloatVector lookup(IntVector code, FloatVector[] table) {
-        if (PARTS == 1) {
-            return code.selectFrom(table[0].reinterpretAsInts()).reinterpretAsFloats();
-        }
-        IntVector low = code.selectFrom(table[0].reinterpretAsInts(), table[1].reinterpretAsInts());
-        if (PARTS == 2) {
-            return low.reinterpretAsFloats();
-        }
-        // Four parts of four lanes: indexes wrap modulo 8 in each pair, bit 3 picks the pair.
-        IntVector high = code.selectFrom(table[2].reinterpretAsInts(), table[3].reinterpretAsInts());
-        return low.blend(high, code.compare(GE, 8)).reinterpretAsFloats();
-    }
-
     // ---- RAW --------------------------------------------------------------------------------------
 
     @Override
     public void raw(MemorySegment w, FloatType type, int cols, int rowCount, float[] x, int batch, float[] y,
                     int yOffset, int yStride) {
-        int full = cols - cols % LANES;
+        int full = cols - cols % (4 * LANES);
         Scratch scratch = SCRATCH.get();
         if (batch == 1 && type != FloatType.F16) {
             for (int i = 0; i < rowCount; i++) {
@@ -272,11 +305,17 @@ final class PanamaMatVecKernels implements MatVecKernels {
 
     private static float rawDot(MemorySegment w, FloatType type, long rowStart, int cols, int full, float[] x,
                                 Scratch scratch) {
-        FloatVector acc = FloatVector.zero(FLOATS);
-        for (int i = 0; i < full; i += LANES) {
-            acc = load(w, type, rowStart + i).fma(FloatVector.fromArray(FLOATS, x, i), acc);
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        FloatVector a2 = a0;
+        FloatVector a3 = a0;
+        for (int i = 0; i < full; i += 4 * LANES) {
+            a0 = load(w, type, rowStart + i).fma(FloatVector.fromArray(FLOATS, x, i), a0);
+            a1 = load(w, type, rowStart + i + LANES).fma(FloatVector.fromArray(FLOATS, x, i + LANES), a1);
+            a2 = load(w, type, rowStart + i + 2 * LANES).fma(FloatVector.fromArray(FLOATS, x, i + 2 * LANES), a2);
+            a3 = load(w, type, rowStart + i + 3 * LANES).fma(FloatVector.fromArray(FLOATS, x, i + 3 * LANES), a3);
         }
-        float sum = reduce(acc, scratch);
+        float sum = reduce(a0, a1, a2, a3, scratch);
         for (int c = full; c < cols; c++) {
             sum = Math.fma(type.read(w, rowStart + c), x[c], sum);
         }
@@ -316,94 +355,84 @@ final class PanamaMatVecKernels implements MatVecKernels {
 
     /**
      * {@code y[yBase + b * yStride + r] = dot(w row r, x row b)} for {@code n} rows of {@code cols} floats at
-     * {@code w[r * cols]} and every row of x; four rows by three of x at a time in registers.
+     * {@code w[r * cols]} and every row of x, three rows of x at a time per row of w.
      */
     private static void products(float[] w, int n, int cols, int full, float[] x, int batch, float[] y, int yBase,
                                  int yStride, Scratch scratch) {
         int b = 0;
-        if (n == TILE_ROWS) {
-            for (; b + TILE_BATCH <= batch; b += TILE_BATCH) {
-                fourByThree(w, cols, full, x, b, y, yBase, yStride, scratch);
+        for (; b + TILE_BATCH <= batch; b += TILE_BATCH) {
+            for (int r = 0; r < n; r++) {
+                oneByThree(w, r * cols, cols, full, x, b, y, yBase + r, yStride, scratch);
             }
         }
-        for (int r = 0; r < n; r++) {
-            for (int rest = b; rest < batch; rest++) {
-                y[yBase + rest * yStride + r] = dot(w, r * cols, x, rest * cols, cols, full, scratch);
+        for (; b < batch; b++) {
+            for (int r = 0; r < n; r++) {
+                y[yBase + b * yStride + r] = dot(w, r * cols, x, b * cols, cols, full, scratch);
             }
         }
     }
 
+    /** Vector v = i / LANES of the row goes to partial sum v mod 4; {@code full} is a multiple of 4 LANES. */
     private static float dot(float[] w, int wOffset, float[] x, int xOffset, int cols, int full, Scratch scratch) {
-        FloatVector acc = FloatVector.zero(FLOATS);
-        for (int i = 0; i < full; i += LANES) {
-            acc = FloatVector.fromArray(FLOATS, w, wOffset + i).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), acc);
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        FloatVector a2 = a0;
+        FloatVector a3 = a0;
+        for (int i = 0; i < full; i += 4 * LANES) {
+            a0 = FloatVector.fromArray(FLOATS, w, wOffset + i).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), a0);
+            a1 = FloatVector.fromArray(FLOATS, w, wOffset + i + LANES)
+                    .fma(FloatVector.fromArray(FLOATS, x, xOffset + i + LANES), a1);
+            a2 = FloatVector.fromArray(FLOATS, w, wOffset + i + 2 * LANES)
+                    .fma(FloatVector.fromArray(FLOATS, x, xOffset + i + 2 * LANES), a2);
+            a3 = FloatVector.fromArray(FLOATS, w, wOffset + i + 3 * LANES)
+                    .fma(FloatVector.fromArray(FLOATS, x, xOffset + i + 3 * LANES), a3);
         }
-        return finish(acc, w, wOffset, x, xOffset, cols, full, scratch);
+        return finish(reduce(a0, a1, a2, a3, scratch), w, wOffset, x, xOffset, cols, full);
     }
 
-    private static void fourByThree(float[] w, int cols, int full, float[] x, int b, float[] y, int yBase, int yStride,
-                                    Scratch scratch) {
-        int w0 = 0;
-        int w1 = cols;
-        int w2 = 2 * cols;
-        int w3 = 3 * cols;
+    /** {@link #dot} of one row of w with rows b, b+1, b+2 of x: twelve partial sums in registers. */
+    private static void oneByThree(float[] w, int wOffset, int cols, int full, float[] x, int b, float[] y, int yAt,
+                                   int yStride, Scratch scratch) {
         int x0 = b * cols;
         int x1 = x0 + cols;
         int x2 = x1 + cols;
         FloatVector a00 = FloatVector.zero(FLOATS);
         FloatVector a01 = a00;
         FloatVector a02 = a00;
+        FloatVector a03 = a00;
         FloatVector a10 = a00;
         FloatVector a11 = a00;
         FloatVector a12 = a00;
+        FloatVector a13 = a00;
         FloatVector a20 = a00;
         FloatVector a21 = a00;
         FloatVector a22 = a00;
-        FloatVector a30 = a00;
-        FloatVector a31 = a00;
-        FloatVector a32 = a00;
-        for (int i = 0; i < full; i += LANES) {
-            FloatVector v0 = FloatVector.fromArray(FLOATS, x, x0 + i);
-            FloatVector v1 = FloatVector.fromArray(FLOATS, x, x1 + i);
-            FloatVector v2 = FloatVector.fromArray(FLOATS, x, x2 + i);
-            FloatVector u = FloatVector.fromArray(FLOATS, w, w0 + i);
-            a00 = u.fma(v0, a00);
-            a01 = u.fma(v1, a01);
-            a02 = u.fma(v2, a02);
-            u = FloatVector.fromArray(FLOATS, w, w1 + i);
-            a10 = u.fma(v0, a10);
-            a11 = u.fma(v1, a11);
-            a12 = u.fma(v2, a12);
-            u = FloatVector.fromArray(FLOATS, w, w2 + i);
-            a20 = u.fma(v0, a20);
-            a21 = u.fma(v1, a21);
-            a22 = u.fma(v2, a22);
-            u = FloatVector.fromArray(FLOATS, w, w3 + i);
-            a30 = u.fma(v0, a30);
-            a31 = u.fma(v1, a31);
-            a32 = u.fma(v2, a32);
+        FloatVector a23 = a00;
+        for (int i = 0; i < full; i += 4 * LANES) {
+            FloatVector u = FloatVector.fromArray(FLOATS, w, wOffset + i);
+            a00 = u.fma(FloatVector.fromArray(FLOATS, x, x0 + i), a00);
+            a10 = u.fma(FloatVector.fromArray(FLOATS, x, x1 + i), a10);
+            a20 = u.fma(FloatVector.fromArray(FLOATS, x, x2 + i), a20);
+            u = FloatVector.fromArray(FLOATS, w, wOffset + i + LANES);
+            a01 = u.fma(FloatVector.fromArray(FLOATS, x, x0 + i + LANES), a01);
+            a11 = u.fma(FloatVector.fromArray(FLOATS, x, x1 + i + LANES), a11);
+            a21 = u.fma(FloatVector.fromArray(FLOATS, x, x2 + i + LANES), a21);
+            u = FloatVector.fromArray(FLOATS, w, wOffset + i + 2 * LANES);
+            a02 = u.fma(FloatVector.fromArray(FLOATS, x, x0 + i + 2 * LANES), a02);
+            a12 = u.fma(FloatVector.fromArray(FLOATS, x, x1 + i + 2 * LANES), a12);
+            a22 = u.fma(FloatVector.fromArray(FLOATS, x, x2 + i + 2 * LANES), a22);
+            u = FloatVector.fromArray(FLOATS, w, wOffset + i + 3 * LANES);
+            a03 = u.fma(FloatVector.fromArray(FLOATS, x, x0 + i + 3 * LANES), a03);
+            a13 = u.fma(FloatVector.fromArray(FLOATS, x, x1 + i + 3 * LANES), a13);
+            a23 = u.fma(FloatVector.fromArray(FLOATS, x, x2 + i + 3 * LANES), a23);
         }
-        int y0 = yBase + b * yStride;
-        int y1 = y0 + yStride;
-        int y2 = y1 + yStride;
-        y[y0] = finish(a00, w, w0, x, x0, cols, full, scratch);
-        y[y1] = finish(a01, w, w0, x, x1, cols, full, scratch);
-        y[y2] = finish(a02, w, w0, x, x2, cols, full, scratch);
-        y[y0 + 1] = finish(a10, w, w1, x, x0, cols, full, scratch);
-        y[y1 + 1] = finish(a11, w, w1, x, x1, cols, full, scratch);
-        y[y2 + 1] = finish(a12, w, w1, x, x2, cols, full, scratch);
-        y[y0 + 2] = finish(a20, w, w2, x, x0, cols, full, scratch);
-        y[y1 + 2] = finish(a21, w, w2, x, x1, cols, full, scratch);
-        y[y2 + 2] = finish(a22, w, w2, x, x2, cols, full, scratch);
-        y[y0 + 3] = finish(a30, w, w3, x, x0, cols, full, scratch);
-        y[y1 + 3] = finish(a31, w, w3, x, x1, cols, full, scratch);
-        y[y2 + 3] = finish(a32, w, w3, x, x2, cols, full, scratch);
+        y[yAt + b * yStride] = finish(reduce(a00, a01, a02, a03, scratch), w, wOffset, x, x0, cols, full);
+        y[yAt + (b + 1) * yStride] = finish(reduce(a10, a11, a12, a13, scratch), w, wOffset, x, x1, cols, full);
+        y[yAt + (b + 2) * yStride] = finish(reduce(a20, a21, a22, a23, scratch), w, wOffset, x, x2, cols, full);
     }
 
-    /** The lanes reduced in their fixed order, then the columns past {@code full} added one by one. */
-    private static float finish(FloatVector acc, float[] w, int wOffset, float[] x, int xOffset, int cols, int full,
-                                Scratch scratch) {
-        float sum = reduce(acc, scratch);
+    /** The columns past {@code full} added one by one to the reduced partial sums. */
+    private static float finish(float sum, float[] w, int wOffset, float[] x, int xOffset, int cols, int full) {
         for (int c = full; c < cols; c++) {
             sum = Math.fma(w[wOffset + c], x[xOffset + c], sum);
         }
@@ -411,12 +440,13 @@ final class PanamaMatVecKernels implements MatVecKernels {
     }
 
     /**
-     * The sum of the lanes as a fixed tree: lane i += lane i + h for h = LANES/2, LANES/4, ..., 1; then
-     * lane 0. ({@code reduceLanes(ADD)} leaves its order to the implementation.)
+     * The four partial sums reduced in a fixed order: {@code (p0 + p2) + (p1 + p3)} lane by lane, then the
+     * lanes as a tree, lane i += lane i + h for h = LANES/2, LANES/4, ..., 1, then lane 0.
+     * ({@code reduceLanes(ADD)} leaves its order to the implementation.)
      */
-    private static float reduce(FloatVector acc, Scratch scratch) {
+    private static float reduce(FloatVector p0, FloatVector p1, FloatVector p2, FloatVector p3, Scratch scratch) {
         float[] lanes = scratch.lanes;
-        acc.intoArray(lanes, 0);
+        p0.add(p2).add(p1.add(p3)).intoArray(lanes, 0);
         for (int h = LANES / 2; h > 0; h /= 2) {
             for (int i = 0; i < h; i++) {
                 lanes[i] += lanes[i + h];
