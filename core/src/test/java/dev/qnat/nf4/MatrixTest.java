@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.qnat.nf4.kernel.MatVecKernelProvider;
 import java.lang.foreign.Arena;
@@ -145,23 +144,7 @@ class MatrixTest {
         }
         float[] y = new float[batch * rows];
         matrix.matMul(x, batch, y);
-        for (int b = 0; b < batch; b++) {
-            for (int r = 0; r < rows; r++) {
-                double exact = 0;
-                double magnitude = 0;
-                for (int c = 0; c < cols; c++) {
-                    double term = (double) w[r * cols + c] * x[b * cols + c];
-                    exact += term;
-                    magnitude += Math.abs(term);
-                }
-                double bound = (cols + 2) * 0x1p-24 * magnitude;
-                float got = y[b * rows + r];
-                if (!(Math.abs(got - exact) <= bound)) {
-                    fail(what + " batch " + batch + ": y[" + b + "][" + r + "] = " + got + ", reference " + exact
-                            + ", bound " + bound);
-                }
-            }
-        }
+        MatrixReference.assertWithinBound(what, w, rows, cols, x, batch, y);
         // The same bits from every call: row b of matMul is matVec of row b of x; executors; segments.
         for (int b = 0; b < batch; b++) {
             float[] single = new float[rows];
