@@ -10,6 +10,7 @@ import dev.qnat.nf4.Nf4Codebook;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -27,8 +28,8 @@ import jdk.incubator.vector.VectorSpecies;
  * FMA into one of four partial sums (four, so that the FMA latency does not bound the loop). Rows go that
  * way when blocks and rows start on multiples of the chunk width; when only multiples of 8 columns, each
  * chunk is decoded with a per-lane absmax and then multiplied; other shapes run the scalar reference.
- * For a batch, eight rows are decoded once into a small float buffer, and each is multiplied with three
- * rows of x at a time (twelve partial sums in registers). Summation orders: src/spec/nf4-linear.md.
+ * For a batch, up to 32 rows are decoded once into a float buffer of the thread, and each is multiplied
+ * with three rows of x at a time (twelve partial sums in registers), in spans of columns that stay in L1. Summation orders: src/spec/nf4-linear.md.
  */
 final class PanamaMatVecKernels implements MatVecKernels {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -50,9 +51,12 @@ final class PanamaMatVecKernels implements MatVecKernels {
     private static final int PART_1 = Math.min(1, PARTS - 1) * LANES;
     private static final int PART_2 = Math.min(2, PARTS - 1) * LANES;
     private static final int PART_3 = Math.min(3, PARTS - 1) * LANES;
-    /** Rows of W decoded together for a batch, and rows of x multiplied with one of them in registers. */
-    private static final int TILE_ROWS = 8;
+    /** Rows of W decoded together for a batch (each x row is read once per such tile), and rows of x
+     *  multiplied with one of them in registers. */
+    private static final int TILE_ROWS = 32;
     private static final int TILE_BATCH = 3;
+    /** Columns per span of a batch product: a row of w and 3 of x, 8 KiB at 512 columns, stay in L1. */
+    private static final int SPAN = 512;
 
     static {
         for (int code = 0; code < Nf4Codebook.LEVELS; code++) {
@@ -72,6 +76,14 @@ final class PanamaMatVecKernels implements MatVecKernels {
         final float[] laneScales = new float[LANES];
         private float[] rows = new float[0];
         private float[] row = new float[0];
+        private float[] sums = new float[0];
+
+        float[] sums(int n) {
+            if (sums.length < n) {
+                sums = new float[n];
+            }
+            return sums;
+        }
 
         float[] row(int n) {
             if (row.length < n) {
@@ -355,14 +367,31 @@ final class PanamaMatVecKernels implements MatVecKernels {
 
     /**
      * {@code y[yBase + b * yStride + r] = dot(w row r, x row b)} for {@code n} rows of {@code cols} floats at
-     * {@code w[r * cols]} and every row of x, three rows of x at a time per row of w.
+     * {@code w[r * cols]} and every row of x, three rows of x at a time per row of w. The columns go in
+     * spans of {@link #SPAN} so that the rows of w and x in use stay in L1; the partial sums wait in
+     * {@code scratch.sums} between spans (stored and loaded exactly, so the order is that of {@link #dot}).
      */
     private static void products(float[] w, int n, int cols, int full, float[] x, int batch, float[] y, int yBase,
                                  int yStride, Scratch scratch) {
+        float[] sums = scratch.sums(n * 12 * LANES);
         int b = 0;
         for (; b + TILE_BATCH <= batch; b += TILE_BATCH) {
+            Arrays.fill(sums, 0, n * 12 * LANES, 0f);
+            for (int from = 0; from < full; from += SPAN) {
+                int to = Math.min(full, from + SPAN);
+                for (int r = 0; r < n; r++) {
+                    oneByThree(w, r * cols, cols, from, to, x, b, sums, r * 12 * LANES);
+                }
+            }
             for (int r = 0; r < n; r++) {
-                oneByThree(w, r * cols, cols, full, x, b, y, yBase + r, yStride, scratch);
+                for (int j = 0; j < TILE_BATCH; j++) {
+                    int at = (r * 12 + 4 * j) * LANES;
+                    float sum = reduce(FloatVector.fromArray(FLOATS, sums, at),
+                            FloatVector.fromArray(FLOATS, sums, at + LANES),
+                            FloatVector.fromArray(FLOATS, sums, at + 2 * LANES),
+                            FloatVector.fromArray(FLOATS, sums, at + 3 * LANES), scratch);
+                    y[yBase + (b + j) * yStride + r] = finish(sum, w, r * cols, x, (b + j) * cols, cols, full);
+                }
             }
         }
         for (; b < batch; b++) {
@@ -390,25 +419,29 @@ final class PanamaMatVecKernels implements MatVecKernels {
         return finish(reduce(a0, a1, a2, a3, scratch), w, wOffset, x, xOffset, cols, full);
     }
 
-    /** {@link #dot} of one row of w with rows b, b+1, b+2 of x: twelve partial sums in registers. */
-    private static void oneByThree(float[] w, int wOffset, int cols, int full, float[] x, int b, float[] y, int yAt,
-                                   int yStride, Scratch scratch) {
+    /**
+     * {@link #dot}'s partial sums of one row of w with rows b, b+1, b+2 of x over columns {@code [from, to)},
+     * continued from and left in {@code sums[at ..]} (row j of x: partial sums m at {@code at + (4j + m) LANES}).
+     * Twelve partial sums in registers.
+     */
+    private static void oneByThree(float[] w, int wOffset, int cols, int from, int to, float[] x, int b, float[] sums,
+                                   int at) {
         int x0 = b * cols;
         int x1 = x0 + cols;
         int x2 = x1 + cols;
-        FloatVector a00 = FloatVector.zero(FLOATS);
-        FloatVector a01 = a00;
-        FloatVector a02 = a00;
-        FloatVector a03 = a00;
-        FloatVector a10 = a00;
-        FloatVector a11 = a00;
-        FloatVector a12 = a00;
-        FloatVector a13 = a00;
-        FloatVector a20 = a00;
-        FloatVector a21 = a00;
-        FloatVector a22 = a00;
-        FloatVector a23 = a00;
-        for (int i = 0; i < full; i += 4 * LANES) {
+        FloatVector a00 = FloatVector.fromArray(FLOATS, sums, at);
+        FloatVector a01 = FloatVector.fromArray(FLOATS, sums, at + LANES);
+        FloatVector a02 = FloatVector.fromArray(FLOATS, sums, at + 2 * LANES);
+        FloatVector a03 = FloatVector.fromArray(FLOATS, sums, at + 3 * LANES);
+        FloatVector a10 = FloatVector.fromArray(FLOATS, sums, at + 4 * LANES);
+        FloatVector a11 = FloatVector.fromArray(FLOATS, sums, at + 5 * LANES);
+        FloatVector a12 = FloatVector.fromArray(FLOATS, sums, at + 6 * LANES);
+        FloatVector a13 = FloatVector.fromArray(FLOATS, sums, at + 7 * LANES);
+        FloatVector a20 = FloatVector.fromArray(FLOATS, sums, at + 8 * LANES);
+        FloatVector a21 = FloatVector.fromArray(FLOATS, sums, at + 9 * LANES);
+        FloatVector a22 = FloatVector.fromArray(FLOATS, sums, at + 10 * LANES);
+        FloatVector a23 = FloatVector.fromArray(FLOATS, sums, at + 11 * LANES);
+        for (int i = from; i < to; i += 4 * LANES) {
             FloatVector u = FloatVector.fromArray(FLOATS, w, wOffset + i);
             a00 = u.fma(FloatVector.fromArray(FLOATS, x, x0 + i), a00);
             a10 = u.fma(FloatVector.fromArray(FLOATS, x, x1 + i), a10);
@@ -426,9 +459,18 @@ final class PanamaMatVecKernels implements MatVecKernels {
             a13 = u.fma(FloatVector.fromArray(FLOATS, x, x1 + i + 3 * LANES), a13);
             a23 = u.fma(FloatVector.fromArray(FLOATS, x, x2 + i + 3 * LANES), a23);
         }
-        y[yAt + b * yStride] = finish(reduce(a00, a01, a02, a03, scratch), w, wOffset, x, x0, cols, full);
-        y[yAt + (b + 1) * yStride] = finish(reduce(a10, a11, a12, a13, scratch), w, wOffset, x, x1, cols, full);
-        y[yAt + (b + 2) * yStride] = finish(reduce(a20, a21, a22, a23, scratch), w, wOffset, x, x2, cols, full);
+        a00.intoArray(sums, at);
+        a01.intoArray(sums, at + LANES);
+        a02.intoArray(sums, at + 2 * LANES);
+        a03.intoArray(sums, at + 3 * LANES);
+        a10.intoArray(sums, at + 4 * LANES);
+        a11.intoArray(sums, at + 5 * LANES);
+        a12.intoArray(sums, at + 6 * LANES);
+        a13.intoArray(sums, at + 7 * LANES);
+        a20.intoArray(sums, at + 8 * LANES);
+        a21.intoArray(sums, at + 9 * LANES);
+        a22.intoArray(sums, at + 10 * LANES);
+        a23.intoArray(sums, at + 11 * LANES);
     }
 
     /** The columns past {@code full} added one by one to the reduced partial sums. */
