@@ -7,6 +7,7 @@ import dev.qnat.nf4.WeightMatrix;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
+import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -23,7 +24,7 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * One thread, an 11008 x 4096 matrix (Llama-7B's MLP up-projection), weights N(0, 0.02): NF4 at block
+ * One thread (or {@code threads}), an 11008 x 4096 matrix (Llama-7B's MLP up-projection), weights N(0, 0.02): NF4 at block
  * 64 with double quantization against the same weights as F32 and BF16, with the project's own kernels.
  * {@code batch} 1 is matVec, more is matMul. Scores are per call: divide by rows * cols for ns per
  * weight; GFLOP/s = 2 * rows * cols * batch / score.
@@ -46,6 +47,12 @@ public class MatVecBenchmark {
 
     @Param({"NF4", "F32", "BF16"})
     public String weights;
+
+    /** 1: the calling thread; more: row ranges on a pool of that many threads. */
+    @Param({"1"})
+    public int threads;
+
+    private ForkJoinPool pool;
 
     private WeightMatrix matrix;
     private Arena arena;
@@ -71,6 +78,7 @@ public class MatVecBenchmark {
             x[i] = (float) random.nextGaussian();
         }
         y = new float[batch * rows];
+        pool = threads > 1 ? new ForkJoinPool(threads) : null;
     }
 
     private MemorySegment copy(float[] w, FloatType type) {
@@ -84,11 +92,14 @@ public class MatVecBenchmark {
     @TearDown(Level.Trial)
     public void tearDown() {
         arena.close();
+        if (pool != null) {
+            pool.shutdownNow();
+        }
     }
 
     @Benchmark
     public float[] multiply() {
-        matrix.matMul(x, batch, y);
+        matrix.matMul(x, batch, y, pool);
         return y;
     }
 }
