@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
 @Command(name = "qnat", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "NF4 (4-bit NormalFloat) quantization of safetensors checkpoints, on the JVM.",
         subcommands = {QuantizeCommand.class, InspectCommand.class, VerifyCommand.class, DequantizeCommand.class,
-            CompareCommand.class, DemoCommand.class, CommandLine.HelpCommand.class},
+            CompareCommand.class, DemoCommand.class, BenchCommand.class, CommandLine.HelpCommand.class},
         footerHeading = "%nExit codes:%n",
         footer = {"  0  success", "  1  verification or comparison failed", "  2  usage error",
             "  3  unreadable or malformed input", "  4  I/O failure (disk full, permission)"})

@@ -214,7 +214,8 @@ class CliTest {
         Files.writeString(work.resolve("mine.txt"), "not the demo's");
         Result demo = qnat("demo", "--layers", "1", "--hidden", "64", "--vocab", "128", "--dir", work.toString());
         assertEquals(0, demo.code(), demo.err());
-        for (String step : List.of("1/5 generate", "2/5 quantize", "3/5 verify", "4/5 dequantize", "5/5 compare", "done in")) {
+        for (String step : List.of("1/6 generate", "2/6 quantize", "3/6 verify", "4/6 dequantize", "5/6 compare",
+                "6/6 multiply   matVec with", "largest error against them", "done in")) {
             assertTrue(demo.out().contains(step), demo.out());
         }
         try (Stream<Path> left = Files.list(work)) {

@@ -2,9 +2,12 @@ package dev.qnat.format;
 
 import dev.qnat.io.Crc32c;
 import dev.qnat.nf4.DoubleQuantization;
+import dev.qnat.nf4.FloatMatrix;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
 import dev.qnat.nf4.Nf4Codebook;
+import dev.qnat.nf4.Nf4Matrix;
+import dev.qnat.nf4.WeightMatrix;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -40,6 +43,7 @@ public final class QnatTensor {
     private final int[] crcs;
     private final MemorySegment zeroPoints;
     private volatile boolean checked;
+    private volatile WeightMatrix matrix;
 
     QnatTensor(QnatFile file, String name, long[] shape, long elementCount, DType dtype, TensorStorage storage,
                TensorSections sections) {
@@ -184,6 +188,89 @@ public final class QnatTensor {
                 Nf4.dequantizeParallel(sections[QnatLayout.DATA], absmax, blockSize, dst, type, executor);
             }
         }
+    }
+
+    /**
+     * The tensor as a weight matrix that multiplies on its stored form (no float copy of the weights):
+     * a 2-D NF4 tensor as an {@link Nf4Matrix}, a 2-D RAW F32/F16/BF16 tensor as a {@link FloatMatrix}; shape
+     * {@code [rows, cols]}, PyTorch's Linear layout {@code [out_features, in_features]}. Throws
+     * {@link IllegalStateException} saying why for a tensor that is not 2-D, has a dimension of 0 or of
+     * 2^31 or more, is RAW of another dtype, or is a v1 tensor with zero points.
+     */
+    public WeightMatrix matrix() throws FormatException {
+        WeightMatrix made = matrix;
+        if (made == null) {
+            checkOnFirstRead();
+            matrix = made = makeMatrix();
+        }
+        return made;
+    }
+
+    /** {@code y[r] = sum over c of W[r][c] * x[c]} with this 2-D tensor as W (see {@link #matrix()}). */
+    public void matVec(float[] x, float[] y) throws FormatException {
+        matrix().matVec(x, y);
+    }
+
+    /** As {@link #matVec(float[], float[])}, with row ranges run on {@code executor}. */
+    public void matVec(float[] x, float[] y, Executor executor) throws FormatException {
+        matrix().matVec(x, y, executor);
+    }
+
+    /** As {@link #matVec(float[], float[])} on little-endian float32 segments. */
+    public void matVec(MemorySegment x, MemorySegment y) throws FormatException {
+        matrix().matVec(x, y);
+    }
+
+    /** As {@link #matVec(MemorySegment, MemorySegment)}, with row ranges run on {@code executor}. */
+    public void matVec(MemorySegment x, MemorySegment y, Executor executor) throws FormatException {
+        matrix().matVec(x, y, executor);
+    }
+
+    /** {@code y = x W^T}, x {@code [batch][cols]}, y {@code [batch][rows]} (see {@link WeightMatrix}). */
+    public void matMul(float[] x, int batch, float[] y) throws FormatException {
+        matrix().matMul(x, batch, y);
+    }
+
+    /** As {@link #matMul(float[], int, float[])}, with row ranges run on {@code executor} (null: this thread). */
+    public void matMul(float[] x, int batch, float[] y, Executor executor) throws FormatException {
+        matrix().matMul(x, batch, y, executor);
+    }
+
+    /** As {@link #matMul(float[], int, float[])} on little-endian float32 segments. */
+    public void matMul(MemorySegment x, int batch, MemorySegment y) throws FormatException {
+        matrix().matMul(x, batch, y);
+    }
+
+    /** As {@link #matMul(MemorySegment, int, MemorySegment)}, with row ranges run on {@code executor} (null: this thread). */
+    public void matMul(MemorySegment x, int batch, MemorySegment y, Executor executor) throws FormatException {
+        matrix().matMul(x, batch, y, executor);
+    }
+
+    private WeightMatrix makeMatrix() {
+        String what = "tensor '" + name + "' " + Arrays.toString(shape);
+        if (shape.length != 2) {
+            throw new IllegalStateException(what + " is " + shape.length + "-D; matVec and matMul need a 2-D tensor");
+        }
+        if (shape[0] < 1 || shape[1] < 1 || shape[0] > Integer.MAX_VALUE || shape[1] > Integer.MAX_VALUE) {
+            throw new IllegalStateException(what + " does not fit a matrix: each dimension must be 1 to 2^31 - 1");
+        }
+        int rows = (int) shape[0];
+        int cols = (int) shape[1];
+        MemorySegment data = sections[QnatLayout.DATA];
+        if (encoding == Encoding.RAW) {
+            FloatType type = dtype.floatType().orElseThrow(() -> new IllegalStateException(what + " is RAW " + dtype
+                    + "; matVec and matMul take F32, F16 or BF16"));
+            return FloatMatrix.of(data, type, rows, cols);
+        }
+        if (zeroPoints != null) {
+            throw new IllegalStateException(what + " is a QNAT v1 tensor with zero points ((level + zp) * scale);"
+                    + " matVec and matMul do not take those, dequantize it instead");
+        }
+        if (scaleStorage == ScaleStorage.DOUBLE_QUANT) {
+            return Nf4Matrix.doubleQuantized(data, sections[QnatLayout.SCALES], sections[QnatLayout.NESTED_SCALES],
+                    dqOffset, sections[QnatLayout.TABLE].toArray(F32), rows, cols, blockSize);
+        }
+        return Nf4Matrix.of(data, sections[QnatLayout.SCALES], rows, cols, blockSize);
     }
 
     /** The values as a new float array (at most 2^31 - 1 elements). */

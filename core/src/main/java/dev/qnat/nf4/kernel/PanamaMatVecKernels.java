@@ -1,0 +1,499 @@
+package dev.qnat.nf4.kernel;
+
+import static jdk.incubator.vector.VectorOperators.GE;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.S2I;
+
+import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.Nf4Codebook;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Matrix kernels on the Panama Vector API, at the codec kernels' width (128, 256 or 512 bits; LANES floats).
+ *
+ * <p>NF4 rows are read in chunks of {@code 8 * LANES} columns: one vector of code bytes seen as LANES int
+ * lanes, lane j holding the codes of the chunk's columns 8j..8j+7, column 8j+k at bits 4k..4k+3 (QNAT's
+ * low-nibble-first order). Shifting by 4k and masking gives the codes of columns 8j+k in lane j, so x is
+ * permuted once per call into that order ({@link #prepareNf4}) and everything after is lane-wise: shift,
+ * mask, a 16-entry lookup of the levels already multiplied by the block's absmax (once per chunk), and an
+ * FMA into one of four partial sums (four, so that the FMA latency does not bound the loop). Rows go that
+ * way when blocks and rows start on multiples of the chunk width; when only multiples of 8 columns, each
+ * chunk is decoded with a per-lane absmax and then multiplied; other shapes run the scalar reference.
+ * For a batch, up to 32 rows are decoded once into a float buffer of the thread, and each is multiplied
+ * with three rows of x at a time (twelve partial sums in registers), in spans of columns that stay in L1. Summation orders: src/spec/nf4-linear.md.
+ */
+final class PanamaMatVecKernels implements MatVecKernels {
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
+
+    private static final int BITS = widthOf(Nf4KernelProvider.kernels().name());
+    private static final VectorSpecies<Float> FLOATS = VectorSpecies.of(float.class, VectorShape.forBitSize(BITS));
+    private static final VectorSpecies<Integer> INTS = VectorSpecies.of(int.class, VectorShape.forBitSize(BITS));
+    /** Half-width shorts: as many lanes as {@link #FLOATS}, for BF16 loads. */
+    private static final VectorSpecies<Short> HALF_SHORTS = VectorSpecies.of(short.class, VectorShape.forBitSize(BITS / 2));
+    private static final int LANES = FLOATS.length();
+    /** Columns per NF4 chunk: one vector of code bytes, 8 codes per int lane. */
+    static final int CHUNK = 8 * LANES;
+    /** Vectors that hold the 16 levels. */
+    private static final int PARTS = Math.max(1, Nf4Codebook.LEVELS / LANES);
+    private static final float[] LEVELS = new float[PARTS * LANES];
+    /** Where parts 0 to 3 of the levels start in LEVELS (parts past PARTS repeat the last, unused). */
+    private static final int PART_0 = 0;
+    private static final int PART_1 = Math.min(1, PARTS - 1) * LANES;
+    private static final int PART_2 = Math.min(2, PARTS - 1) * LANES;
+    private static final int PART_3 = Math.min(3, PARTS - 1) * LANES;
+    /** Rows of W decoded together for a batch (each x row is read once per such tile), and rows of x
+     *  multiplied with one of them in registers. */
+    private static final int TILE_ROWS = 32;
+    private static final int TILE_BATCH = 3;
+    /** Columns per span of a batch product: a row of w and 3 of x, 8 KiB at 512 columns, stay in L1. */
+    private static final int SPAN = 512;
+
+    static {
+        for (int code = 0; code < Nf4Codebook.LEVELS; code++) {
+            LEVELS[code] = Nf4Codebook.level(code);
+        }
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    static final PanamaMatVecKernels INSTANCE = new PanamaMatVecKernels();
+
+    private PanamaMatVecKernels() {}
+
+    /** Per-thread buffers: lane sums, per-lane scales, decoded rows. */
+    private static final class Scratch {
+        final float[] lanes = new float[LANES];
+        final float[] laneScales = new float[LANES];
+        private float[] rows = new float[0];
+        private float[] row = new float[0];
+        private float[] sums = new float[0];
+
+        float[] sums(int n) {
+            if (sums.length < n) {
+                sums = new float[n];
+            }
+            return sums;
+        }
+
+        float[] row(int n) {
+            if (row.length < n) {
+                row = new float[n];
+            }
+            return row;
+        }
+
+        float[] rows(int n) {
+            if (rows.length < n) {
+                rows = new float[n];
+            }
+            return rows;
+        }
+    }
+
+    static int widthOf(String codecKernels) {
+        if (!codecKernels.startsWith("panama-")) {
+            throw new IllegalStateException("the codec runs on the " + codecKernels + " kernels");
+        }
+        return Integer.parseInt(codecKernels.substring("panama-".length()));
+    }
+
+    @Override
+    public String name() {
+        return "panama-" + BITS;
+    }
+
+    /** Whether NF4 rows of this shape go in chunks: rows and blocks start at multiples of 8 columns. */
+    static boolean chunked(int cols, int blockSize) {
+        return cols % 8 == 0 && blockSize % 8 == 0;
+    }
+
+    @Override
+    public float[] prepareNf4(float[] x, int batch, int cols, int blockSize) {
+        if (!chunked(cols, blockSize)) {
+            return x;
+        }
+        int full = cols - cols % CHUNK;
+        float[] permuted = new float[batch * cols];
+        for (int b = 0; b < batch; b++) {
+            int row = b * cols;
+            for (int q = row; q < row + full; q += CHUNK) {
+                for (int j = 0; j < LANES; j++) {
+                    for (int k = 0; k < 8; k++) {
+                        permuted[q + k * LANES + j] = x[q + 8 * j + k];
+                    }
+                }
+            }
+            System.arraycopy(x, row + full, permuted, row + full, cols - full);
+        }
+        return permuted;
+    }
+
+    // ---- NF4 --------------------------------------------------------------------------------------
+
+    @Override
+    public void nf4(MemorySegment codes, long firstElement, float[] absmax, long firstBlock, int blockSize, int cols,
+                    int rowCount, float[] x, int batch, float[] y, int yOffset, int yStride) {
+        if (!chunked(cols, blockSize)) {
+            ScalarMatVecKernels.INSTANCE.nf4(codes, firstElement, absmax, firstBlock, blockSize, cols, rowCount, x,
+                    batch, y, yOffset, yStride);
+            return;
+        }
+        Nf4Rows rows = new Nf4Rows(codes, firstElement & ~1L, absmax, firstBlock, blockSize, cols);
+        Scratch scratch = SCRATCH.get();
+        if (batch == 1) {
+            for (int i = 0; i < rowCount; i++) {
+                y[yOffset + i] = rows.dot(firstElement + (long) i * cols, x, scratch);
+            }
+            return;
+        }
+        float[] decoded = scratch.rows(TILE_ROWS * cols);
+        for (int i0 = 0; i0 < rowCount; i0 += TILE_ROWS) {
+            int n = Math.min(TILE_ROWS, rowCount - i0);
+            for (int r = 0; r < n; r++) {
+                rows.decode(firstElement + (long) (i0 + r) * cols, decoded, r * cols, scratch);
+            }
+            products(decoded, n, cols, rows.full, x, batch, y, yOffset + i0, yStride, scratch);
+        }
+    }
+
+    /** NF4 rows of one tile, and the two ways through a row: into an FMA with x, or into floats. */
+    private record Nf4Rows(MemorySegment codes, long codeBase, float[] absmax, long firstBlock, int blockSize,
+                           int cols, int full) {
+        Nf4Rows(MemorySegment codes, long codeBase, float[] absmax, long firstBlock, int blockSize, int cols) {
+            this(codes, codeBase, absmax, firstBlock, blockSize, cols, cols - cols % CHUNK);
+        }
+
+        /** Whether every chunk lies in one block: blocks and rows start at multiples of the chunk width. */
+        boolean aligned() {
+            return blockSize % CHUNK == 0 && cols % CHUNK == 0;
+        }
+
+        /**
+         * The dot product of the row starting at element {@code rowStart} with permuted x (batch 1). Vector
+         * v = q / LANES + k of the row goes to partial sum v mod 4: the four sums rotate after each step
+         * (eight steps a chunk, so each chunk starts on p0). One flat loop, no helper that passes vectors,
+         * so that C2 never boxes them.
+         */
+        float dot(long rowStart, float[] x, Scratch scratch) {
+            if (!aligned()) {
+                float[] row = scratch.row(cols);
+                decode(rowStart, row, 0, scratch);
+                return PanamaMatVecKernels.dot(row, 0, x, 0, cols, full, scratch);
+            }
+            FloatVector p0 = FloatVector.zero(FLOATS);
+            FloatVector p1 = p0;
+            FloatVector p2 = p0;
+            FloatVector p3 = p0;
+            BlockCursor blocks = new BlockCursor(rowStart);
+            for (int q = 0; q < full; q += CHUNK) {
+                IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
+                float a = absmax[blocks.next()];
+                IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
+                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
+                IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
+                IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
+                for (int k = 0; k < 8; k++) {
+                    IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
+                    IntVector low = code.and(7);
+                    IntVector w = PARTS == 1 ? code.selectFrom(t0)
+                            : PARTS == 2 ? low.selectFrom(t0).blend(low.selectFrom(t1), code.compare(GE, 8))
+                            : low.selectFrom(t0, t1).blend(low.selectFrom(t2, t3), code.compare(GE, 8));
+                    FloatVector sum = w.reinterpretAsFloats().fma(FloatVector.fromArray(FLOATS, x, q + k * LANES), p0);
+                    p0 = p1;
+                    p1 = p2;
+                    p2 = p3;
+                    p3 = sum;
+                }
+            }
+            float sum = reduce(p0, p1, p2, p3, scratch);
+            for (int c = full; c < cols; c++) {
+                sum = Math.fma(ScalarMatVecKernels.weight(codes, codeBase, rowStart + c, absmax, firstBlock, blockSize),
+                        x[c], sum);
+            }
+            return sum;
+        }
+
+        /**
+         * The dequantized row in the permuted order (the tail in natural order) at {@code out[offset]}: the
+         * code looked up in the levels times the chunk's absmax when the chunk lies in one block, else in the
+         * levels and times each lane's absmax (the same float32 product).
+         */
+        void decode(long rowStart, float[] out, int offset, Scratch scratch) {
+            boolean aligned = aligned();
+            BlockCursor blocks = new BlockCursor(rowStart);
+            for (int q = 0; q < full; q += CHUNK) {
+                IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
+                int block = blocks.next(); // moves to the next chunk's codes, aligned or not
+                float a = aligned ? absmax[block] : 1f;
+                FloatVector scale = aligned ? null : laneScales(rowStart + q, scratch);
+                IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
+                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
+                IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
+                IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
+                for (int k = 0; k < 8; k++) {
+                    IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
+                    IntVector low = code.and(7);
+                    IntVector w = PARTS == 1 ? code.selectFrom(t0)
+                            : PARTS == 2 ? low.selectFrom(t0).blend(low.selectFrom(t1), code.compare(GE, 8))
+                            : low.selectFrom(t0, t1).blend(low.selectFrom(t2, t3), code.compare(GE, 8));
+                    FloatVector weights = w.reinterpretAsFloats();
+                    (scale == null ? weights : weights.mul(scale)).intoArray(out, offset + q + k * LANES);
+                }
+            }
+            for (int c = full; c < cols; c++) {
+                out[offset + c] = ScalarMatVecKernels.weight(codes, codeBase, rowStart + c, absmax, firstBlock, blockSize);
+            }
+        }
+
+        /**
+         * Walks the chunks of an aligned row: the byte of each chunk's codes and its block's index in absmax,
+         * without a division per chunk (a 64-bit one costs some 40 cycles).
+         */
+        private final class BlockCursor {
+            long byteAt;
+            private int block;
+            private int chunksLeft;
+            private final int chunksPerBlock = blockSize / CHUNK;
+
+            BlockCursor(long rowStart) {
+                byteAt = (rowStart - codeBase) >> 1;
+                block = (int) (rowStart / blockSize - firstBlock);
+                chunksLeft = (int) ((blockSize - rowStart % blockSize) / CHUNK); // in the row's first block
+            }
+
+            /** The absmax index of the current chunk; moves to the next chunk. */
+            int next() {
+                if (chunksLeft == 0) {
+                    block++;
+                    chunksLeft = chunksPerBlock;
+                }
+                chunksLeft--;
+                byteAt += CHUNK / 2;
+                return block;
+            }
+        }
+
+        /** Lane j: the absmax of the block holding columns 8j..8j+7 of the chunk at element {@code e}. */
+        private FloatVector laneScales(long e, Scratch scratch) {
+            for (int j = 0; j < LANES; j++) {
+                scratch.laneScales[j] = absmax[(int) ((e + 8L * j) / blockSize - firstBlock)];
+            }
+            return FloatVector.fromArray(FLOATS, scratch.laneScales, 0);
+        }
+    }
+
+    // ---- RAW --------------------------------------------------------------------------------------
+
+    @Override
+    public void raw(MemorySegment w, FloatType type, int cols, int rowCount, float[] x, int batch, float[] y,
+                    int yOffset, int yStride) {
+        int full = cols - cols % (4 * LANES);
+        Scratch scratch = SCRATCH.get();
+        if (batch == 1 && type != FloatType.F16) {
+            for (int i = 0; i < rowCount; i++) {
+                y[yOffset + i] = rawDot(w, type, (long) i * cols, cols, full, x, scratch);
+            }
+            return;
+        }
+        float[] widened = scratch.rows(TILE_ROWS * cols);
+        for (int i0 = 0; i0 < rowCount; i0 += TILE_ROWS) {
+            int n = Math.min(TILE_ROWS, rowCount - i0);
+            for (int r = 0; r < n; r++) {
+                widen(w, type, (long) (i0 + r) * cols, cols, full, widened, r * cols);
+            }
+            products(widened, n, cols, full, x, batch, y, yOffset + i0, yStride, scratch);
+        }
+    }
+
+    private static float rawDot(MemorySegment w, FloatType type, long rowStart, int cols, int full, float[] x,
+                                Scratch scratch) {
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        FloatVector a2 = a0;
+        FloatVector a3 = a0;
+        for (int i = 0; i < full; i += 4 * LANES) {
+            a0 = load(w, type, rowStart + i).fma(FloatVector.fromArray(FLOATS, x, i), a0);
+            a1 = load(w, type, rowStart + i + LANES).fma(FloatVector.fromArray(FLOATS, x, i + LANES), a1);
+            a2 = load(w, type, rowStart + i + 2 * LANES).fma(FloatVector.fromArray(FLOATS, x, i + 2 * LANES), a2);
+            a3 = load(w, type, rowStart + i + 3 * LANES).fma(FloatVector.fromArray(FLOATS, x, i + 3 * LANES), a3);
+        }
+        float sum = reduce(a0, a1, a2, a3, scratch);
+        for (int c = full; c < cols; c++) {
+            sum = Math.fma(type.read(w, rowStart + c), x[c], sum);
+        }
+        return sum;
+    }
+
+    private static void widen(MemorySegment w, FloatType type, long rowStart, int cols, int full, float[] out,
+                              int offset) {
+        switch (type) {
+            case F32 -> MemorySegment.copy(w, F32, 4 * rowStart, out, offset, cols);
+            case BF16 -> {
+                for (int i = 0; i < full; i += LANES) {
+                    load(w, type, rowStart + i).intoArray(out, offset + i);
+                }
+                for (int c = full; c < cols; c++) {
+                    out[offset + c] = type.read(w, rowStart + c);
+                }
+            }
+            case F16 -> {
+                for (int c = 0; c < cols; c++) {
+                    out[offset + c] = type.read(w, rowStart + c);
+                }
+            }
+        }
+    }
+
+    /** LANES elements of F32 or BF16 as floats (exact). */
+    private static FloatVector load(MemorySegment w, FloatType type, long index) {
+        if (type == FloatType.F32) {
+            return FloatVector.fromMemorySegment(FLOATS, w, 4 * index, LE);
+        }
+        ShortVector half = ShortVector.fromMemorySegment(HALF_SHORTS, w, 2 * index, LE);
+        return ((IntVector) half.convertShape(S2I, INTS, 0)).lanewise(LSHL, 16).reinterpretAsFloats();
+    }
+
+    // ---- products of decoded rows -----------------------------------------------------------------
+
+    /**
+     * {@code y[yBase + b * yStride + r] = dot(w row r, x row b)} for {@code n} rows of {@code cols} floats at
+     * {@code w[r * cols]} and every row of x, three rows of x at a time per row of w. The columns go in
+     * spans of {@link #SPAN} so that the rows of w and x in use stay in L1; the partial sums wait in
+     * {@code scratch.sums} between spans (stored and loaded exactly, so the order is that of {@link #dot}).
+     */
+    private static void products(float[] w, int n, int cols, int full, float[] x, int batch, float[] y, int yBase,
+                                 int yStride, Scratch scratch) {
+        float[] sums = scratch.sums(n * 12 * LANES);
+        int b = 0;
+        for (; b + TILE_BATCH <= batch; b += TILE_BATCH) {
+            Arrays.fill(sums, 0, n * 12 * LANES, 0f);
+            for (int from = 0; from < full; from += SPAN) {
+                int to = Math.min(full, from + SPAN);
+                for (int r = 0; r < n; r++) {
+                    oneByThree(w, r * cols, cols, from, to, x, b, sums, r * 12 * LANES);
+                }
+            }
+            for (int r = 0; r < n; r++) {
+                for (int j = 0; j < TILE_BATCH; j++) {
+                    int at = (r * 12 + 4 * j) * LANES;
+                    float sum = reduce(FloatVector.fromArray(FLOATS, sums, at),
+                            FloatVector.fromArray(FLOATS, sums, at + LANES),
+                            FloatVector.fromArray(FLOATS, sums, at + 2 * LANES),
+                            FloatVector.fromArray(FLOATS, sums, at + 3 * LANES), scratch);
+                    y[yBase + (b + j) * yStride + r] = finish(sum, w, r * cols, x, (b + j) * cols, cols, full);
+                }
+            }
+        }
+        for (; b < batch; b++) {
+            for (int r = 0; r < n; r++) {
+                y[yBase + b * yStride + r] = dot(w, r * cols, x, b * cols, cols, full, scratch);
+            }
+        }
+    }
+
+    /** Vector v = i / LANES of the row goes to partial sum v mod 4; {@code full} is a multiple of 4 LANES. */
+    private static float dot(float[] w, int wOffset, float[] x, int xOffset, int cols, int full, Scratch scratch) {
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        FloatVector a2 = a0;
+        FloatVector a3 = a0;
+        for (int i = 0; i < full; i += 4 * LANES) {
+            a0 = FloatVector.fromArray(FLOATS, w, wOffset + i).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), a0);
+            a1 = FloatVector.fromArray(FLOATS, w, wOffset + i + LANES)
+                    .fma(FloatVector.fromArray(FLOATS, x, xOffset + i + LANES), a1);
+            a2 = FloatVector.fromArray(FLOATS, w, wOffset + i + 2 * LANES)
+                    .fma(FloatVector.fromArray(FLOATS, x, xOffset + i + 2 * LANES), a2);
+            a3 = FloatVector.fromArray(FLOATS, w, wOffset + i + 3 * LANES)
+                    .fma(FloatVector.fromArray(FLOATS, x, xOffset + i + 3 * LANES), a3);
+        }
+        return finish(reduce(a0, a1, a2, a3, scratch), w, wOffset, x, xOffset, cols, full);
+    }
+
+    /**
+     * {@link #dot}'s partial sums of one row of w with rows b, b+1, b+2 of x over columns {@code [from, to)},
+     * continued from and left in {@code sums[at ..]} (row j of x: partial sums m at {@code at + (4j + m) LANES}).
+     * Twelve partial sums in registers.
+     */
+    private static void oneByThree(float[] w, int wOffset, int cols, int from, int to, float[] x, int b, float[] sums,
+                                   int at) {
+        int x0 = b * cols;
+        int x1 = x0 + cols;
+        int x2 = x1 + cols;
+        FloatVector a00 = FloatVector.fromArray(FLOATS, sums, at);
+        FloatVector a01 = FloatVector.fromArray(FLOATS, sums, at + LANES);
+        FloatVector a02 = FloatVector.fromArray(FLOATS, sums, at + 2 * LANES);
+        FloatVector a03 = FloatVector.fromArray(FLOATS, sums, at + 3 * LANES);
+        FloatVector a10 = FloatVector.fromArray(FLOATS, sums, at + 4 * LANES);
+        FloatVector a11 = FloatVector.fromArray(FLOATS, sums, at + 5 * LANES);
+        FloatVector a12 = FloatVector.fromArray(FLOATS, sums, at + 6 * LANES);
+        FloatVector a13 = FloatVector.fromArray(FLOATS, sums, at + 7 * LANES);
+        FloatVector a20 = FloatVector.fromArray(FLOATS, sums, at + 8 * LANES);
+        FloatVector a21 = FloatVector.fromArray(FLOATS, sums, at + 9 * LANES);
+        FloatVector a22 = FloatVector.fromArray(FLOATS, sums, at + 10 * LANES);
+        FloatVector a23 = FloatVector.fromArray(FLOATS, sums, at + 11 * LANES);
+        for (int i = from; i < to; i += 4 * LANES) {
+            FloatVector u = FloatVector.fromArray(FLOATS, w, wOffset + i);
+            a00 = u.fma(FloatVector.fromArray(FLOATS, x, x0 + i), a00);
+            a10 = u.fma(FloatVector.fromArray(FLOATS, x, x1 + i), a10);
+            a20 = u.fma(FloatVector.fromArray(FLOATS, x, x2 + i), a20);
+            u = FloatVector.fromArray(FLOATS, w, wOffset + i + LANES);
+            a01 = u.fma(FloatVector.fromArray(FLOATS, x, x0 + i + LANES), a01);
+            a11 = u.fma(FloatVector.fromArray(FLOATS, x, x1 + i + LANES), a11);
+            a21 = u.fma(FloatVector.fromArray(FLOATS, x, x2 + i + LANES), a21);
+            u = FloatVector.fromArray(FLOATS, w, wOffset + i + 2 * LANES);
+            a02 = u.fma(FloatVector.fromArray(FLOATS, x, x0 + i + 2 * LANES), a02);
+            a12 = u.fma(FloatVector.fromArray(FLOATS, x, x1 + i + 2 * LANES), a12);
+            a22 = u.fma(FloatVector.fromArray(FLOATS, x, x2 + i + 2 * LANES), a22);
+            u = FloatVector.fromArray(FLOATS, w, wOffset + i + 3 * LANES);
+            a03 = u.fma(FloatVector.fromArray(FLOATS, x, x0 + i + 3 * LANES), a03);
+            a13 = u.fma(FloatVector.fromArray(FLOATS, x, x1 + i + 3 * LANES), a13);
+            a23 = u.fma(FloatVector.fromArray(FLOATS, x, x2 + i + 3 * LANES), a23);
+        }
+        a00.intoArray(sums, at);
+        a01.intoArray(sums, at + LANES);
+        a02.intoArray(sums, at + 2 * LANES);
+        a03.intoArray(sums, at + 3 * LANES);
+        a10.intoArray(sums, at + 4 * LANES);
+        a11.intoArray(sums, at + 5 * LANES);
+        a12.intoArray(sums, at + 6 * LANES);
+        a13.intoArray(sums, at + 7 * LANES);
+        a20.intoArray(sums, at + 8 * LANES);
+        a21.intoArray(sums, at + 9 * LANES);
+        a22.intoArray(sums, at + 10 * LANES);
+        a23.intoArray(sums, at + 11 * LANES);
+    }
+
+    /** The columns past {@code full} added one by one to the reduced partial sums. */
+    private static float finish(float sum, float[] w, int wOffset, float[] x, int xOffset, int cols, int full) {
+        for (int c = full; c < cols; c++) {
+            sum = Math.fma(w[wOffset + c], x[xOffset + c], sum);
+        }
+        return sum;
+    }
+
+    /**
+     * The four partial sums reduced in a fixed order: {@code (p0 + p2) + (p1 + p3)} lane by lane, then the
+     * lanes as a tree, lane i += lane i + h for h = LANES/2, LANES/4, ..., 1, then lane 0.
+     * ({@code reduceLanes(ADD)} leaves its order to the implementation.)
+     */
+    private static float reduce(FloatVector p0, FloatVector p1, FloatVector p2, FloatVector p3, Scratch scratch) {
+        float[] lanes = scratch.lanes;
+        p0.add(p2).add(p1.add(p3)).intoArray(lanes, 0);
+        for (int h = LANES / 2; h > 0; h /= 2) {
+            for (int i = 0; i < h; i++) {
+                lanes[i] += lanes[i + h];
+            }
+        }
+        return lanes[0];
+    }
+}
