@@ -11,8 +11,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A fixed number of daemon threads for the writers' parallel work. {@link #runAll} runs a list of tasks
- * to the end, or to the first failure: tasks not yet started are then skipped, and the failure is
- * rethrown as it was (a NaN in a tensor, say), not wrapped.
+ * to the end, or to the first failure: tasks not yet started are then skipped, those running are waited
+ * for, and the failure is rethrown as it was (a NaN in a tensor, say), not wrapped.
  */
 public final class Workers implements AutoCloseable {
     private final ExecutorService pool;
@@ -53,11 +53,26 @@ public final class Workers implements AutoCloseable {
                 futures.forEach(f -> f.cancel(true));
                 throw new InterruptedIOException("interrupted while writing");
             } catch (ExecutionException e) {
-                futures.forEach(f -> f.cancel(true));
+                // The tasks not started yet see the flag and do nothing; those running finish first, so that
+                // nothing runs on when the caller cleans up (frees scratch memory, deletes a temp file).
+                awaitQuietly(futures);
                 if (e.getCause() instanceof Error error) {
                     throw error;
                 }
                 throw (RuntimeException) e.getCause(); // a Runnable throws nothing else
+            }
+        }
+    }
+
+    private static void awaitQuietly(List<Future<?>> futures) throws InterruptedIOException {
+        for (Future<?> future : futures) {
+            try {
+                future.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted while writing");
+            } catch (ExecutionException e) {
+                // a later failure; the first one is reported
             }
         }
     }

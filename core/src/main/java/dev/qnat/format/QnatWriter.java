@@ -27,6 +27,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Writes QNAT v2 files (src/spec/qnat-v2.md). The whole layout is computed first; then a temp file
@@ -117,9 +118,9 @@ public final class QnatWriter {
     private static float[] writeSections(MemorySegment file, QnatLayout layout, List<TensorToWrite> tensors, int threads,
                                          Progress progress, Map<String, QuantizationError> errors) throws IOException {
         float[] dqOffsets = new float[tensors.size()];
-        try (Workers workers = new Workers("qnat-writer", threads); Arena scratch = Arena.ofShared()) {
+        List<Quantization> quantizations = new ArrayList<>();
+        try (Workers workers = new Workers("qnat-writer", threads)) {
             List<Runnable> tasks = new ArrayList<>();
-            List<Quantization> quantizations = new ArrayList<>();
             for (int t = 0; t < tensors.size(); t++) {
                 TensorToWrite tensor = tensors.get(t);
                 MemorySegment data = section(file, layout, t, DATA);
@@ -136,7 +137,7 @@ public final class QnatWriter {
                         progress.advance(data.byteSize());
                     });
                 } else {
-                    Quantization quantization = new Quantization(file, layout, index, tensor, scratch, errors != null);
+                    Quantization quantization = new Quantization(file, layout, index, tensor, errors, dqOffsets);
                     quantizations.add(quantization);
                     quantization.addTasks(tasks, progress);
                 }
@@ -144,56 +145,44 @@ public final class QnatWriter {
             try (Prefault.Ahead ahead = Prefault.ahead(pagesInTaskOrder(file, layout, tensors))) {
                 workers.runAll(tasks);
             }
-            tasks.clear();
-            for (Quantization quantization : quantizations) {
-                QuantizationError error = quantization.measured();
-                TensorToWrite tensor = quantization.tensor;
-                if (!tensor.doubleQuant()) {
-                    if (errors != null) {
-                        errors.put(tensor.name(), error);
-                    }
-                    continue;
-                }
-                tasks.add(() -> {
-                    float dqOffset = quantization.doubleQuantize();
-                    dqOffsets[quantization.index] = dqOffset;
-                    if (errors != null) {
-                        errors.put(tensor.name(), quantization.errorAtStoredAbsmax(error, dqOffset));
-                    }
-                });
-            }
-            workers.runAll(tasks);
+        } finally {
+            quantizations.forEach(Quantization::freeScratchAfterFailure);
         }
         return dqOffsets;
     }
 
     /**
-     * One NF4 tensor quantized here: the tasks that quantize its block ranges, and what they leave for the
-     * double quantization and the error figures after them.
+     * One NF4 tensor quantized here: the tasks that quantize its block ranges, and, run by the task that
+     * finishes last, the double quantization and the error figures. A double-quantized tensor keeps its
+     * f32 absmax (and, measured, each block's error terms) in scratch memory from its first task to its
+     * last only, so that a file's scratch stays the size of the few tensors being quantized at a time,
+     * not of the whole model (16 bytes per block of 64: 1.7 GB for a 7 B-parameter model).
      */
     private static final class Quantization {
-        final TensorToWrite tensor;
-        final int index;
+        private final TensorToWrite tensor;
+        private final int index;
         private final MemorySegment file;
         private final QnatLayout layout;
         private final long blocks;
-        // Double-quantized tensors collect their f32 absmax off-heap first; the file keeps only the bytes.
-        private final MemorySegment absmax;
-        // Measured and double-quantized: each block's error terms, to redo the figures at the stored absmax.
-        private final MemorySegment terms;
-        // Measured: each task's error, summed after.
+        private final Map<String, QuantizationError> errors;
+        private final float[] dqOffsets;
+        private final AtomicInteger unfinishedTasks = new AtomicInteger();
+        // Measured: each task's error, summed by the last.
         private final List<QuantizationError> taskErrors;
+        private Arena scratch;
+        private MemorySegment absmax;
+        private MemorySegment terms;
 
-        Quantization(MemorySegment file, QnatLayout layout, int index, TensorToWrite tensor, Arena scratch,
-                     boolean measure) {
+        Quantization(MemorySegment file, QnatLayout layout, int index, TensorToWrite tensor,
+                     Map<String, QuantizationError> errors, float[] dqOffsets) {
             this.tensor = tensor;
             this.index = index;
             this.file = file;
             this.layout = layout;
+            this.errors = errors;
+            this.dqOffsets = dqOffsets;
             blocks = Nf4.blockCount(tensor.elementCount(), tensor.blockSize());
-            absmax = tensor.doubleQuant() ? scratch.allocate(4 * blocks, 64) : section(file, layout, index, SCALES);
-            terms = measure && tensor.doubleQuant() ? scratch.allocate(12 * blocks, 64) : null;
-            taskErrors = measure ? Collections.synchronizedList(new ArrayList<>()) : null;
+            taskErrors = errors != null ? Collections.synchronizedList(new ArrayList<>()) : null;
         }
 
         /** Adds the tasks that quantize the tensor, each a range of about ELEMENTS_PER_TASK elements. */
@@ -202,10 +191,15 @@ public final class QnatWriter {
             FloatType type = tensor.dtype().floatType().orElseThrow();
             long count = tensor.elementCount();
             long blocksPerTask = Math.max(1, ELEMENTS_PER_TASK / tensor.blockSize());
+            unfinishedTasks.set((int) Math.max(1, (blocks + blocksPerTask - 1) / blocksPerTask));
+            if (blocks == 0) {
+                tasks.add(this::taskDone);
+            }
             for (long first = 0; first < blocks; first += blocksPerTask) {
                 long from = first;
                 long to = Math.min(blocks, first + blocksPerTask);
                 tasks.add(() -> {
+                    MemorySegment absmax = absmax();
                     try {
                         if (taskErrors == null) {
                             Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax);
@@ -220,36 +214,80 @@ public final class QnatWriter {
                     }
                     long elements = Math.min(count, to * tensor.blockSize()) - from * tensor.blockSize();
                     progress.advance(tensor.dtype().sizeOf(elements));
+                    taskDone();
                 });
             }
         }
 
-        /** The error its tasks measured, at the f32 absmax (empty when not measured). */
-        QuantizationError measured() {
-            QuantizationError error = new QuantizationError();
-            if (taskErrors != null) {
-                taskErrors.forEach(error::add);
+        /** Where the tasks put the f32 absmax: scratch, made by the first task, or the file's scales. */
+        private synchronized MemorySegment absmax() {
+            if (absmax == null) {
+                if (tensor.doubleQuant()) {
+                    scratch = Arena.ofShared();
+                    absmax = scratch.allocate(4 * blocks, 64);
+                    terms = taskErrors != null ? scratch.allocate(12 * blocks, 64) : null;
+                } else {
+                    absmax = section(file, layout, index, SCALES);
+                }
             }
-            return error;
+            return absmax;
         }
 
-        /** Stores the absmax double-quantized, with the table; returns the offset. */
-        float doubleQuantize() {
-            float dqOffset = DoubleQuantization.quantize(absmax, blocks, section(file, layout, index, SCALES),
-                    section(file, layout, index, NESTED_SCALES));
-            MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, index, TABLE), F32, 0,
-                    DoubleQuantization.TABLE_SIZE);
-            return dqOffset;
+        /** The last task to finish double-quantizes and measures the tensor, then frees its scratch. */
+        private void taskDone() {
+            if (unfinishedTasks.decrementAndGet() > 0) {
+                return;
+            }
+            QuantizationError measured = new QuantizationError();
+            if (taskErrors != null) {
+                taskErrors.forEach(measured::add);
+            }
+            if (tensor.doubleQuant()) {
+                MemorySegment values = absmax();
+                float dqOffset = DoubleQuantization.quantize(values, blocks, section(file, layout, index, SCALES),
+                        section(file, layout, index, NESTED_SCALES));
+                MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, index, TABLE), F32, 0,
+                        DoubleQuantization.TABLE_SIZE);
+                dqOffsets[index] = dqOffset;
+                if (errors != null) {
+                    measured = errorAtStoredAbsmax(measured, values, dqOffset);
+                }
+                freeScratch();
+            }
+            if (errors != null) {
+                errors.put(tensor.name(), measured);
+            }
         }
 
         /** The double-quantized tensor's error at the absmax values as the file stores them. */
-        QuantizationError errorAtStoredAbsmax(QuantizationError measured, float dqOffset) {
+        private QuantizationError errorAtStoredAbsmax(QuantizationError measured, MemorySegment values, float dqOffset) {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment stored = arena.allocate(4 * blocks, 64);
                 DoubleQuantization.dequantize(section(file, layout, index, SCALES),
                         section(file, layout, index, NESTED_SCALES), dqOffset, DoubleQuantization.table(), blocks, stored);
-                return Nf4.errorAtStoredAbsmax(measured, terms, absmax, stored, blocks, tensor.data(),
+                return Nf4.errorAtStoredAbsmax(measured, terms, values, stored, blocks, tensor.data(),
                         tensor.dtype().floatType().orElseThrow(), tensor.blockSize(), section(file, layout, index, DATA));
+            }
+        }
+
+        /** Frees the scratch memory, if any is held; no task of the tensor runs any more. */
+        private synchronized void freeScratch() {
+            if (scratch != null) {
+                scratch.close();
+                scratch = null;
+            }
+        }
+
+        /**
+         * Frees what a tensor whose tasks did not all finish still holds. Workers.runAll waits for the
+         * running tasks after a failure; only after an interrupt can one still be in the kernel, and then
+         * its scratch stays allocated rather than freed under it.
+         */
+        void freeScratchAfterFailure() {
+            try {
+                freeScratch();
+            } catch (IllegalStateException stillInUse) {
+                // see above
             }
         }
     }
