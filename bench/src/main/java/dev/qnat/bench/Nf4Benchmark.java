@@ -107,7 +107,7 @@ public class Nf4Benchmark {
         return output;
     }
 
-    /** The NaN/infinity scan alone: what {@code quantize} read first before it was fused (now only up to 64 Ki elements). */
+    /** The NaN/infinity scan alone: what {@code quantize} pays for its nothing-written-on-failure promise. */
     @Benchmark
     public long scan() {
         return kernels.firstNonFinite(values, type, 0, elements);

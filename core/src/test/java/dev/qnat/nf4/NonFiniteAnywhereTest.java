@@ -16,14 +16,14 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * {@link Nf4#quantize} on inputs too large to be scanned first: they are quantized into staging memory
- * and the NaN or infinity is found from its block's absmax. The destinations must keep every byte
- * wherever the bad element sits, on one thread and on four, at every vector width (tag "widths"); and a
- * finite input gives what the kernels write straight into place.
+ * {@link Nf4#quantize} on inputs of several parallel ranges: the destinations must keep every byte
+ * wherever the NaN or infinity sits (first and last element, a block's edges, the middle, both sides of
+ * a range boundary), on one thread and on four, at every vector width (tag "widths"); and a finite
+ * input gives what the kernels write straight into place.
  */
 @Tag("widths")
-class FusedScanTest {
-    /** Odd, so that the last block is partial and the last code byte half used; above the scan-first size. */
+class NonFiniteAnywhereTest {
+    /** Odd, so that the last block is partial and the last code byte half used; three ranges on four threads. */
     private static final int COUNT = 140_001;
     private static final int BLOCK_SIZE = 64;
     private static final byte SENTINEL = 0x5A;
