@@ -2,7 +2,6 @@ package dev.qnat.cli;
 
 import dev.qnat.bnb.BitsandbytesExport;
 import dev.qnat.convert.Quantizer;
-import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.Nf4;
 import dev.qnat.nf4.QuantizationError;
 import dev.qnat.safetensors.Checkpoint;
@@ -105,72 +104,54 @@ final class QuantizeCommand implements Callable<Integer> {
                                 boolean noStats, PrintWriter out, PrintWriter err) throws Exception {
         long started = System.nanoTime();
         try (Checkpoint checkpoint = Checkpoint.open(input)) {
-            for (NameGlob glob : includes) {
-                if (checkpoint.tensors().stream().noneMatch(t -> glob.matches(t.name()))) {
-                    // most likely a typo; quantizing nothing would look like success
-                    throw new IllegalArgumentException("--include '" + glob + "' matches no tensor of " + input);
-                }
-            }
+            checkIncludes(checkpoint, includes, input);
             // A command is short-lived: on a small model the scalar kernels finish before the vector ones compile.
             Nf4.expectWork(checkpoint.tensors().stream().filter(options.quantize())
                     .mapToLong(SafetensorsTensor::elementCount).sum());
-            long bytesIn = checkpoint.dataBytes();
-            int quantized;
-            int kept;
-            long bytesOut;
-            Map<String, QuantizationError> errors = Map.of();
-            try (Progress progress = new Progress("quantize", bytesIn, err, Progress.onTerminal())) {
+            Quantizer.Summary summary;
+            try (Progress progress = new Progress("quantize", checkpoint.dataBytes(), err, Progress.onTerminal())) {
                 Quantizer.Options withProgress = options.withProgress(progress);
-                if (format == Format.bnb) {
-                    BitsandbytesExport.Summary s = BitsandbytesExport.export(checkpoint, output, withProgress);
-                    quantized = s.quantized();
-                    kept = s.kept();
-                    bytesOut = s.bytesOut();
-                } else {
-                    // The figures are measured in the quantization pass, so they cost no second read.
-                    Quantizer.Summary s = Quantizer.quantize(checkpoint, output, withProgress.withMeasure(!noStats));
-                    quantized = s.quantized();
-                    kept = s.kept();
-                    bytesOut = s.bytesOut();
-                    errors = s.errors();
-                }
+                summary = format == Format.bnb ? BitsandbytesExport.export(checkpoint, output, withProgress)
+                        // The figures are measured in the quantization pass, so they cost no second read.
+                        : Quantizer.quantize(checkpoint, output, withProgress.withMeasure(!noStats));
             }
-            long elapsed = System.nanoTime() - started;
-            long quantizedElements = 0;
-            long payloadBytes = 0;
-            long keptBytes = 0;
-            for (SafetensorsTensor t : checkpoint.tensors()) {
-                if (options.quantize().test(t)) {
-                    long n = t.elementCount();
-                    long blocks = Nf4.blockCount(n, options.blockSize());
-                    quantizedElements += n;
-                    payloadBytes += Nf4.packedSize(n) + (options.doubleQuant()
-                            ? blocks + 4 * DoubleQuantization.groupCount(blocks) : 4 * blocks);
-                } else {
-                    keptBytes += t.data().byteSize();
-                }
-            }
-            out.printf("quantized %d tensors to NF4 (block %d%s), kept %d as they were%n", quantized, options.blockSize(),
-                    options.doubleQuant() ? ", double quantization" : "", kept);
-            out.printf("input %s (%s), output %s (%s, %s)%n", Units.bytes(bytesIn), input.getFileName(),
-                    Units.bytes(bytesOut), output.getFileName(), format == Format.bnb ? "bitsandbytes safetensors" : "QNAT");
-            if (quantizedElements > 0) {
-                out.printf("bits per quantized weight: %.3f in codes and scales, %.3f with headers, tables and padding%n",
-                        8.0 * payloadBytes / quantizedElements, 8.0 * (bytesOut - keptBytes) / quantizedElements);
-            }
-            out.printf("wall time %s, %.2f GB/s of input on %d %s, %s kernels (JIT warm-up included)%n",
-                    Units.seconds(elapsed), bytesIn / (elapsed / 1e9) / 1e9, options.threads(),
-                    options.threads() == 1 ? "thread" : "threads", Nf4.kernelName());
-            if (format == Format.bnb) {
-                out.println("transformers loads it with the quantization_config written beside it");
-            }
-            if (noStats || format == Format.bnb || quantized == 0) {
-                if (!noStats && format == Format.bnb && quantized > 0) {
-                    out.println("accuracy: quantize to QNAT with the same options, or run 'qnat compare', for the figures");
-                }
+            printSummary(summary, input, output, format, options, System.nanoTime() - started, out);
+            if (noStats || summary.quantized() == 0) {
                 return null;
             }
-            return printAccuracy(checkpoint, errors, out);
+            if (format == Format.bnb) {
+                out.println("accuracy: quantize to QNAT with the same options, or run 'qnat compare', for the figures");
+                return null;
+            }
+            return printAccuracy(checkpoint, summary.errors(), out);
+        }
+    }
+
+    /** Each of {@code includes} must match a tensor: one that matches none is most likely a typo. */
+    private static void checkIncludes(Checkpoint checkpoint, List<NameGlob> includes, Path input) {
+        for (NameGlob glob : includes) {
+            if (checkpoint.tensors().stream().noneMatch(t -> glob.matches(t.name()))) {
+                throw new IllegalArgumentException("--include '" + glob + "' matches no tensor of " + input);
+            }
+        }
+    }
+
+    private static void printSummary(Quantizer.Summary s, Path input, Path output, Format format,
+                                     Quantizer.Options options, long elapsed, PrintWriter out) {
+        out.printf("quantized %d tensors to NF4 (block %d%s), kept %d as they were%n", s.quantized(), options.blockSize(),
+                options.doubleQuant() ? ", double quantization" : "", s.kept());
+        out.printf("input %s (%s), output %s (%s, %s)%n", Units.bytes(s.bytesIn()), input.getFileName(),
+                Units.bytes(s.bytesOut()), output.getFileName(), format == Format.bnb ? "bitsandbytes safetensors" : "QNAT");
+        if (s.quantizedElements() > 0) {
+            out.printf("bits per quantized weight: %.3f in codes and scales, %.3f with headers, tables and padding%n",
+                    8.0 * s.payloadBytes() / s.quantizedElements(),
+                    8.0 * (s.bytesOut() - s.keptBytes()) / s.quantizedElements());
+        }
+        out.printf("wall time %s, %.2f GB/s of input on %d %s, %s kernels (JIT warm-up included)%n",
+                Units.seconds(elapsed), s.bytesIn() / (elapsed / 1e9) / 1e9, options.threads(),
+                options.threads() == 1 ? "thread" : "threads", Nf4.kernelName());
+        if (format == Format.bnb) {
+            out.println("transformers loads it with the quantization_config written beside it");
         }
     }
 

@@ -44,9 +44,6 @@ public final class BitsandbytesExport {
     /** The file written beside the model: the block to merge into the model's config.json. */
     public static final String CONFIG_NAME = "quantization_config.json";
 
-    /** What an export wrote. */
-    public record Summary(int quantized, int kept, long bytesOut, String quantizationConfig) {}
-
     private BitsandbytesExport() {}
 
     /**
@@ -54,7 +51,8 @@ public final class BitsandbytesExport {
      * selection of {@code options}; also writes {@code quantization_config.json} beside the target, the
      * block to merge into the model's config.json.
      */
-    public static Summary export(Checkpoint checkpoint, Path target, Quantizer.Options options) throws IOException {
+    public static Quantizer.Summary export(Checkpoint checkpoint, Path target, Quantizer.Options options)
+            throws IOException {
         // Both outputs are checked before the first pass, which reads every quantized tensor once.
         Path model = OutputTarget.resolve(target, checkpoint.files());
         Path configFile = OutputTarget.resolve(model.resolveSibling(CONFIG_NAME), checkpoint.files());
@@ -110,8 +108,7 @@ public final class BitsandbytesExport {
                 modelFile.commit();
                 configPrepared.commit();
             }
-            int count = quantized.size();
-            return new Summary(count, checkpoint.tensors().size() - count, Files.size(model), config);
+            return Quantizer.Summary.of(checkpoint, options, Files.size(model), Map.of());
         }
     }
 

@@ -79,7 +79,33 @@ public final class Quantizer {
      * @param errors by tensor name, each quantized tensor's error as read back from the file; empty
      *               unless the options asked to measure
      */
-    public record Summary(int quantized, int kept, long bytesIn, long bytesOut, Map<String, QuantizationError> errors) {}
+    public record Summary(int quantized, int kept, long bytesIn, long bytesOut, long quantizedElements,
+                          long payloadBytes, long keptBytes, Map<String, QuantizationError> errors) {
+
+        /**
+         * The summary of writing {@code checkpoint} with {@code options} into {@code bytesOut} bytes, QNAT or
+         * bitsandbytes alike: {@code payloadBytes} are the quantized tensors' codes and scales
+         * ({@link TensorToWrite#payloadBytes}), {@code keptBytes} the data of the tensors kept as they were.
+         */
+        public static Summary of(Checkpoint checkpoint, Options options, long bytesOut,
+                                 Map<String, QuantizationError> errors) {
+            int quantized = 0;
+            long elements = 0;
+            long payload = 0;
+            long kept = 0;
+            for (SafetensorsTensor t : checkpoint.tensors()) {
+                if (options.quantize().test(t)) {
+                    quantized++;
+                    elements += t.elementCount();
+                    payload += TensorToWrite.payloadBytes(t.elementCount(), options.blockSize(), options.doubleQuant());
+                } else {
+                    kept += t.data().byteSize();
+                }
+            }
+            return new Summary(quantized, checkpoint.tensors().size() - quantized, checkpoint.dataBytes(), bytesOut,
+                    elements, payload, kept, Map.copyOf(errors));
+        }
+    }
 
     private Quantizer() {}
 
@@ -113,9 +139,7 @@ public final class Quantizer {
         metadata.put("created", Instant.now().toString());
         Map<String, QuantizationError> errors = QnatWriter.write(target, metadata, tensors, options.threads(),
                 options.progress(), checkpoint.files(), options.measure());
-        int quantized = (int) tensors.stream().filter(t -> t.encoding() == dev.qnat.format.Encoding.NF4).count();
-        return new Summary(quantized, tensors.size() - quantized, checkpoint.dataBytes(), java.nio.file.Files.size(target),
-                errors);
+        return Summary.of(checkpoint, options, java.nio.file.Files.size(target), errors);
     }
 
     private static String modelName(Path source) {

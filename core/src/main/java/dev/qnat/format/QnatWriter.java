@@ -366,9 +366,7 @@ public final class QnatWriter {
         QnatField.ELEMENT_COUNT.put(file, entry, tensor.elementCount());
         QnatField.DTYPE.put(file, entry, tensor.dtype().code());
         QnatField.ENCODING.put(file, entry, tensor.encoding().ordinal());
-        ScaleStorage scales = tensor.encoding() == Encoding.RAW ? ScaleStorage.NONE
-                : tensor.doubleQuant() ? ScaleStorage.DOUBLE_QUANT : ScaleStorage.ABSMAX_F32;
-        QnatField.SCALES.put(file, entry, scales.ordinal());
+        QnatField.SCALES.put(file, entry, tensor.scales().ordinal());
         QnatField.BLOCK_SIZE.put(file, entry, tensor.blockSize());
         QnatField.NESTED_BLOCK_SIZE.put(file, entry, tensor.doubleQuant() ? DoubleQuantization.GROUP_SIZE : 0);
         QnatField.DQ_OFFSET.putFloat(file, entry, dqOffset);

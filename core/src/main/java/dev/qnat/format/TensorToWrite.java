@@ -10,13 +10,14 @@ import java.util.Objects;
  * One tensor for {@link QnatWriter}: its name, shape, dtype and elements (little-endian, C order, e.g. a
  * slice of a mapped safetensors file), and how to store it.
  *
+ * @param scales how the block scales are kept: {@link ScaleStorage#NONE} for a RAW tensor, stored as it
+ *     is; otherwise NF4 with f32 absmax or double quantization
  * @param blockSize NF4 block size (0 for RAW)
- * @param doubleQuant whether NF4 scales are double-quantized (false for RAW)
  * @param encoded already quantized sections to store as they are (e.g. imported from bitsandbytes), or
  *     null to quantize {@code data}
  */
-public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegment data, Encoding encoding, int blockSize,
-                            boolean doubleQuant, Encoded encoded) {
+public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegment data, ScaleStorage scales,
+                            int blockSize, Encoded encoded) {
 
     /**
      * NF4 sections made elsewhere: packed codes, and f32 absmax or the double quantization's byte codes,
@@ -38,7 +39,7 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
         shape = Objects.requireNonNull(shape, "shape").clone();
         Objects.requireNonNull(dtype, "dtype");
         Objects.requireNonNull(data, "data");
-        Objects.requireNonNull(encoding, "encoding");
+        Objects.requireNonNull(scales, "scales");
         int nameBytes = name.getBytes(StandardCharsets.UTF_8).length;
         if (nameBytes > MAX_NAME_BYTES) {
             throw new IllegalArgumentException("tensor name must have 1 to " + MAX_NAME_BYTES + " UTF-8 bytes, '" + name
@@ -54,34 +55,58 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
             throw new IllegalArgumentException("tensor '" + name + "': shape " + Arrays.toString(shape) + " of " + dtype
                     + " needs " + size + " bytes, the data has " + data.byteSize());
         }
-        if (encoding == Encoding.NF4) {
+        if (scales != ScaleStorage.NONE) {
             if (dtype.floatType().isEmpty()) {
                 throw new IllegalArgumentException("tensor '" + name + "': NF4 quantizes F32, F16 or BF16, not " + dtype);
             }
             Nf4.checkBlockSize(blockSize);
             if (encoded != null) {
-                checkEncoded(name, count, dtype, blockSize, doubleQuant, encoded);
+                checkEncoded(name, count, dtype, blockSize, scales == ScaleStorage.DOUBLE_QUANT, encoded);
             }
-        } else if (blockSize != 0 || doubleQuant) {
-            throw new IllegalArgumentException("tensor '" + name + "': a RAW tensor has no block size or double quantization");
+        } else if (blockSize != 0 || encoded != null) {
+            throw new IllegalArgumentException("tensor '" + name + "': a RAW tensor has no block size or NF4 sections");
         }
+    }
+
+    /** RAW for {@link ScaleStorage#NONE}, NF4 otherwise. */
+    public Encoding encoding() {
+        return scales == ScaleStorage.NONE ? Encoding.RAW : Encoding.NF4;
+    }
+
+    /** Whether the NF4 scales are double-quantized. */
+    public boolean doubleQuant() {
+        return scales == ScaleStorage.DOUBLE_QUANT;
     }
 
     /** An NF4 tensor, quantized from {@code data} as it is written. */
     public static TensorToWrite nf4(String name, long[] shape, DType dtype, MemorySegment data, int blockSize,
                                     boolean doubleQuant) {
-        return new TensorToWrite(name, shape, dtype, data, Encoding.NF4, blockSize, doubleQuant, null);
+        return new TensorToWrite(name, shape, dtype, data, scaleStorage(doubleQuant), blockSize, null);
     }
 
     /** An NF4 tensor already quantized: its sections are stored as given. */
     public static TensorToWrite nf4Encoded(String name, long[] shape, DType dtype, int blockSize, Encoded encoded) {
-        return new TensorToWrite(name, shape, dtype, MemorySegment.NULL, Encoding.NF4, blockSize,
-                encoded.nestedScales() != null, encoded);
+        return new TensorToWrite(name, shape, dtype, MemorySegment.NULL, scaleStorage(encoded.nestedScales() != null),
+                blockSize, encoded);
     }
 
     /** A tensor stored as it is. */
     public static TensorToWrite raw(String name, long[] shape, DType dtype, MemorySegment data) {
-        return new TensorToWrite(name, shape, dtype, data, Encoding.RAW, 0, false, null);
+        return new TensorToWrite(name, shape, dtype, data, ScaleStorage.NONE, 0, null);
+    }
+
+    /**
+     * Bytes of an NF4 tensor's codes and scales, what "bits per weight" counts: the packed codes, then an
+     * f32 absmax per block or, double-quantized, a byte per block and an f32 per group of blocks; not the
+     * tables, offsets, headers or padding. The same in a QNAT file and a bitsandbytes export.
+     */
+    public static long payloadBytes(long count, int blockSize, boolean doubleQuant) {
+        long[] lengths = QnatLayout.sectionLengths(count, DType.F32, Encoding.NF4, blockSize, doubleQuant);
+        return lengths[QnatLayout.DATA] + lengths[QnatLayout.SCALES] + Math.max(0, lengths[QnatLayout.NESTED_SCALES]);
+    }
+
+    private static ScaleStorage scaleStorage(boolean doubleQuant) {
+        return doubleQuant ? ScaleStorage.DOUBLE_QUANT : ScaleStorage.ABSMAX_F32;
     }
 
     private static void checkEncoded(String name, long count, DType dtype, int blockSize, boolean doubleQuant,

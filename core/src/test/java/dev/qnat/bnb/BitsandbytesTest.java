@@ -80,7 +80,7 @@ class BitsandbytesTest {
         Quantizer.Options options = Quantizer.Options.defaults().withDoubleQuant(doubleQuant).withThreads(threads);
         try (Checkpoint checkpoint = Checkpoint.open(original)) {
             long matrices = checkpoint.tensors().stream().filter(Quantizer.FLOAT_MATRICES).count();
-            BitsandbytesExport.Summary summary = BitsandbytesExport.export(checkpoint, bnb, options);
+            Quantizer.Summary summary = BitsandbytesExport.export(checkpoint, bnb, options);
             assertEquals(matrices, summary.quantized());
             assertTrue(Files.readString(dir.resolve("quantization_config.json"))
                     .contains("\"bnb_4bit_use_double_quant\": " + doubleQuant));

@@ -84,6 +84,21 @@ public class ConversionTest {
             assertEquals(2, summary.kept());
             assertEquals(checkpoint.dataBytes(), summary.bytesIn());
             assertEquals(Files.size(qnat), summary.bytesOut());
+            // Without double quantization: half a byte per element (rounded up) and an f32 per block of 64.
+            long elements = 0;
+            long payload = 0;
+            long kept = 0;
+            for (var t : checkpoint.tensors()) {
+                if (Quantizer.FLOAT_MATRICES.test(t)) {
+                    elements += t.elementCount();
+                    payload += (t.elementCount() + 1) / 2 + 4 * ((t.elementCount() + 63) / 64);
+                } else {
+                    kept += t.data().byteSize();
+                }
+            }
+            assertEquals(elements, summary.quantizedElements());
+            assertEquals(payload, summary.payloadBytes());
+            assertEquals(kept, summary.keptBytes());
             try (QnatFile file = QnatFile.open(qnat)) {
                 assertEquals(Encoding.RAW, file.tensor("model.norm.weight").orElseThrow().encoding());
                 assertEquals(Encoding.NF4, file.tensor("model.embed_tokens.weight").orElseThrow().encoding());
