@@ -57,7 +57,7 @@ class ErrorMeasureTest {
                         float[] x = TestData.values(shape, count, blockSize, random);
                         MemorySegment src = TestData.encode(x, type, arena);
                         for (int i = 0; i < count; i++) {
-                            x[i] = TestData.read(src, type, i);
+                            x[i] = type.read(src, i);
                         }
                         long blocks = Nf4.blockCount(count, blockSize);
                         byte[] codes = new byte[(int) Nf4.packedSize(count)];

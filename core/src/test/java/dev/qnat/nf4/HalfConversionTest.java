@@ -1,10 +1,7 @@
 package dev.qnat.nf4;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.qnat.nf4.kernel.Nf4KernelProvider;
-import dev.qnat.nf4.kernel.Nf4Kernels;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import org.junit.jupiter.api.Tag;
@@ -24,10 +21,9 @@ class HalfConversionTest {
     @ParameterizedTest
     @EnumSource(FloatType.class)
     void vectorRoundingEqualsScalarRounding(FloatType out) {
-        Nf4Kernels vector = Nf4KernelProvider.kernels();
-        Nf4Kernels scalar = Nf4KernelProvider.scalar();
         int blockSize = 32;
         int blocks = (1 << 19) * LOW_BITS.length;
+        long count = (long) blocks * blockSize;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment absmax = arena.allocate(4L * blocks);
             int b = 0;
@@ -38,16 +34,13 @@ class HalfConversionTest {
                     absmax.setAtIndex(TestData.FLOAT, b++, Float.isNaN(value) ? 1f : value);
                 }
             }
-            long count = (long) blocks * blockSize;
             MemorySegment codes = arena.allocate(count / 2).fill((byte) 0xFF);
-            MemorySegment expected = arena.allocate(count * out.byteSize());
-            MemorySegment actual = arena.allocate(count * out.byteSize());
-            scalar.dequantize(codes, absmax, blockSize, count, 0, blocks, expected, out);
-            vector.dequantize(codes, absmax, blockSize, count, 0, blocks, actual, out);
-            long mismatch = expected.mismatch(actual);
-            assertEquals(-1, mismatch, () -> "first difference at byte " + mismatch + ", absmax bits 0x"
-                    + Integer.toHexString(Float.floatToRawIntBits(absmax.getAtIndex(TestData.FLOAT,
-                    mismatch / out.byteSize() / blockSize))) + ", kernels " + vector.name());
+            BothKernels.assertAgree("dequantized " + out, "every absmax bit pattern", (k, a) -> {
+                MemorySegment dst = a.allocate(count * out.byteSize());
+                k.dequantize(codes, absmax, blockSize, count, 0, blocks, dst, out);
+                return new MemorySegment[] {dst};
+            }, mismatch -> ", absmax bits 0x" + Integer.toHexString(Float.floatToRawIntBits(
+                    absmax.getAtIndex(TestData.FLOAT, mismatch / out.byteSize() / blockSize))));
         }
     }
 

@@ -2,10 +2,8 @@ package dev.qnat.nf4;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.qnat.nf4.TestData.Shape;
-import dev.qnat.nf4.kernel.Nf4KernelProvider;
 import dev.qnat.nf4.kernel.Nf4Kernels;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -28,8 +26,8 @@ import org.junit.jupiter.api.Test;
 class KernelEquivalenceTest {
     static final int[] BLOCK_SIZES = {2, 4, 6, 30, 32, 64, 66, 128, 256, 4096, 1000 /* one row of a 1000-wide matrix */};
 
-    static final Nf4Kernels VECTOR = Nf4KernelProvider.kernels();
-    static final Nf4Kernels SCALAR = Nf4KernelProvider.scalar();
+    static final Nf4Kernels VECTOR = BothKernels.VECTOR;
+    static final Nf4Kernels SCALAR = BothKernels.SCALAR;
     static ExecutorService pool;
 
     @BeforeAll
@@ -106,28 +104,27 @@ class KernelEquivalenceTest {
 
     private static void check(long seed, int length, int blockSize, Shape shape, FloatType type, SplittableRandom random) {
         String label = "seed " + seed + " (-Dqnat.test.seed=" + seed + "), length " + length + ", block " + blockSize
-                + ", " + shape + ", " + type + ", kernels " + VECTOR.name();
+                + ", " + shape + ", " + type;
         float[] values = TestData.values(shape, length, blockSize, random);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment src = TestData.encode(values, type, arena);
             long blocks = Nf4.blockCount(length, blockSize);
-            MemorySegment[] scalar = quantize(SCALAR, src, type, length, blockSize, blocks, arena);
-            MemorySegment[] vector = quantize(VECTOR, src, type, length, blockSize, blocks, arena);
-            assertSame(scalar[0], vector[0], "codes", label);
-            assertSame(scalar[1], vector[1], "absmax", label);
+            BothKernels.assertAgree("codes and absmax", label, (k, a) -> quantize(k, src, type, length, blockSize, blocks, a));
 
+            MemorySegment[] scalar = quantize(SCALAR, src, type, length, blockSize, blocks, arena);
             MemorySegment codes = arena.allocate(Nf4.packedSize(length) + 1);
             MemorySegment absmax = arena.allocate(4 * blocks + 1);
             Nf4.quantizeParallel(src, type, blockSize, codes, absmax, pool);
-            assertSame(scalar[0], codes.asSlice(0, scalar[0].byteSize()), "parallel codes", label);
-            assertSame(scalar[1], absmax.asSlice(0, scalar[1].byteSize()), "parallel absmax", label);
+            BothKernels.assertSame(scalar, new MemorySegment[] {codes.asSlice(0, scalar[0].byteSize()),
+                absmax.asSlice(0, scalar[1].byteSize())}, "parallel codes and absmax", label, i -> "");
 
             for (FloatType out : FloatType.values()) {
-                MemorySegment expected = arena.allocate((long) length * out.byteSize() + 1).asSlice(0, (long) length * out.byteSize());
-                MemorySegment actual = arena.allocate((long) length * out.byteSize() + 1).asSlice(0, (long) length * out.byteSize());
-                SCALAR.dequantize(scalar[0], scalar[1], blockSize, length, 0, blocks, expected, out);
-                VECTOR.dequantize(scalar[0], scalar[1], blockSize, length, 0, blocks, actual, out);
-                assertSame(expected, actual, "dequantized " + out, label);
+                BothKernels.assertAgree("dequantized " + out, label, (k, a) -> {
+                    // One byte more, then sliced off: the kernels must write no further than their elements.
+                    MemorySegment dst = a.allocate((long) length * out.byteSize() + 1).asSlice(0, (long) length * out.byteSize());
+                    k.dequantize(scalar[0], scalar[1], blockSize, length, 0, blocks, dst, out);
+                    return new MemorySegment[] {dst};
+                });
             }
         }
     }
@@ -139,15 +136,5 @@ class KernelEquivalenceTest {
         MemorySegment absmax = arena.allocate(4 * blocks + 3).asSlice(3);
         kernels.quantize(src, type, length, blockSize, 0, blocks, codes, absmax);
         return new MemorySegment[] {codes, absmax};
-    }
-
-    static void assertSame(MemorySegment expected, MemorySegment actual, String what, String label) {
-        long mismatch = expected.mismatch(actual);
-        if (mismatch >= 0) {
-            fail(what + " differ at byte " + mismatch + ": scalar "
-                    + (mismatch < expected.byteSize() ? expected.get(java.lang.foreign.ValueLayout.JAVA_BYTE, mismatch) : "end")
-                    + ", vector " + (mismatch < actual.byteSize() ? actual.get(java.lang.foreign.ValueLayout.JAVA_BYTE, mismatch) : "end")
-                    + "; " + label);
-        }
     }
 }

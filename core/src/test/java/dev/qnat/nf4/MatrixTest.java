@@ -128,7 +128,7 @@ class MatrixTest {
             MemorySegment elements = TestData.encode(weights, type, arena);
             float[] widened = new float[rows * cols];
             for (int i = 0; i < widened.length; i++) {
-                widened[i] = TestData.read(elements, type, i);
+                widened[i] = type.read(elements, i);
             }
             check("seed " + seed + ": " + type + " " + rows + " x " + cols, FloatMatrix.of(elements, type, rows, cols),
                     widened, rows, cols, batch, random);

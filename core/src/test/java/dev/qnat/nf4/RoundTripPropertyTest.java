@@ -55,12 +55,12 @@ class RoundTripPropertyTest {
                 int end = Math.min(length, start + blockSize);
                 float max = 0;
                 for (int i = start; i < end; i++) {
-                    max = Math.max(max, Math.abs(TestData.read(src, type, i)));
+                    max = Math.max(max, Math.abs(type.read(src, i)));
                 }
                 assertEquals(max, absmax[b], "absmax of block " + b + "; " + label);
                 float reciprocal = 1f / max;
                 for (int i = start; i < end; i++) {
-                    float x = TestData.read(src, type, i);
+                    float x = type.read(src, i);
                     int code = (codes[i / 2] >> (4 * (i & 1))) & 0xF;
                     String where = "element " + i + " x=" + x + " absmax=" + max + " code=" + code + "; " + label;
                     assertEquals(Nf4Codebook.level(code) * max, out[i], "reconstruction of " + where);

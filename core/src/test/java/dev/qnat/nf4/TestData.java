@@ -74,11 +74,6 @@ final class TestData {
         return segment;
     }
 
-    /** Element {@code i} of a segment of {@code type}, as a float. */
-    static float read(MemorySegment segment, FloatType type, long i) {
-        return type == FloatType.F32 ? segment.getAtIndex(FLOAT, i) : type.halfBitsToFloat(segment.getAtIndex(SHORT, i));
-    }
-
     static boolean isPrime(int n) {
         if (n < 2) {
             return false;
