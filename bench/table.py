@@ -9,11 +9,11 @@ for path in sys.argv[1:]:
         n = int(p["elements"])
         bits = next((a.split("=")[1] for a in r["jvmArgs"] if a.startswith("-Dqnat.vector.bits=")), "-")
         impl = "scalar" if p["impl"] == "scalar" else "vector " + bits
-        ns = r["primaryMetric"]["scorePercentiles"]["50.0"]  # median of the iterations, ns per call
+        per = r["primaryMetric"]["scorePercentiles"]["50.0"]  # median of the iterations, ns per element
         in_bytes = n * (4 if p["type"] == "F32" else 2)
         if r["benchmark"].endswith(".dequantize"):
             in_bytes = (n + 1) // 2 + 4 * ((n + 63) // 64)
-        rows.append((r["benchmark"].rsplit(".", 1)[1], p["type"], n, impl, ns / n, in_bytes / ns))
+        rows.append((r["benchmark"].rsplit(".", 1)[1], p["type"], n, impl, per, in_bytes / (per * n)))
 
 print("| op | type | elements | kernels | ns/element | GB/s in |")
 print("|---|---|---:|---|---:|---:|")
