@@ -79,30 +79,35 @@ final class StagedNf4Kernels implements Nf4Kernels {
     @Override
     public void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
                          MemorySegment codes, MemorySegment absmax) {
-        long blocksPerChunk = Math.max(1, CHUNK_BYTES / type.byteSize() / blockSize);
-        Buffers buffers = BUFFERS.get();
-        for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
-            long end = Math.min(endBlock, first + blocksPerChunk);
-            long from = first * blockSize;
-            long n = Math.min(count, end * blockSize) - from;
-            MemorySegment chunk = buffers.values(src, type.byteSize() * from, type.byteSize() * n);
-            inner.quantize(chunk, type, n, blockSize, 0, end - first, codes.asSlice(from / 2), absmax.asSlice(4 * first));
-        }
+        inChunks(src, type, count, blockSize, firstBlock, endBlock, (chunk, n, first, end) -> inner.quantize(chunk, type,
+                n, blockSize, 0, end - first, codes.asSlice(first * blockSize / 2), absmax.asSlice(4 * first)));
     }
 
     @Override
     public void quantizeMeasured(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                                  long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError into,
                                  MemorySegment blockTerms) {
+        inChunks(src, type, count, blockSize, firstBlock, endBlock, (chunk, n, first, end) -> inner.quantizeMeasured(
+                chunk, type, n, blockSize, 0, end - first, codes.asSlice(first * blockSize / 2),
+                absmax.asSlice(4 * first), into, blockTerms == null ? null : blockTerms.asSlice(12 * first)));
+    }
+
+    /** What runs on one staged chunk: its {@code n} elements are blocks {@code [first, end)} of the input. */
+    @FunctionalInterface
+    private interface ChunkWork {
+        void run(MemorySegment chunk, long n, long first, long end);
+    }
+
+    /** Copies blocks {@code [firstBlock, endBlock)} of {@code src} chunk by chunk and runs {@code work} on each. */
+    private static void inChunks(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
+                                 long endBlock, ChunkWork work) {
         long blocksPerChunk = Math.max(1, CHUNK_BYTES / type.byteSize() / blockSize);
         Buffers buffers = BUFFERS.get();
         for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
             long end = Math.min(endBlock, first + blocksPerChunk);
             long from = first * blockSize;
             long n = Math.min(count, end * blockSize) - from;
-            MemorySegment chunk = buffers.values(src, type.byteSize() * from, type.byteSize() * n);
-            inner.quantizeMeasured(chunk, type, n, blockSize, 0, end - first, codes.asSlice(from / 2),
-                    absmax.asSlice(4 * first), into, blockTerms == null ? null : blockTerms.asSlice(12 * first));
+            work.run(buffers.values(src, type.byteSize() * from, type.byteSize() * n), n, first, end);
         }
     }
 
