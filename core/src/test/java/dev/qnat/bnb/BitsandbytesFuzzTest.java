@@ -3,6 +3,7 @@ package dev.qnat.bnb;
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import dev.qnat.format.DType;
 import dev.qnat.fuzz.BoundedFuzzTest;
+import dev.qnat.fuzz.FuzzDirectory;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.TensorToWrite;
 import dev.qnat.nf4.DoubleQuantization;
@@ -11,7 +12,6 @@ import dev.qnat.nf4.Nf4Codebook;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsWriter;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -24,19 +24,9 @@ import java.util.Map;
 
 /** The bitsandbytes importer (and the safetensors file under it) on arbitrary bytes, and on arbitrary shapes. */
 class BitsandbytesFuzzTest {
-    private static final Path DIR = temp();
+    private static final Path DIR = FuzzDirectory.create("qnat-fuzz-bnb");
     /** Shapes with at most this many elements get parts of the right sizes, so the import can go through. */
     private static final long MAX_CONSISTENT_ELEMENTS = 1 << 16;
-
-    private static Path temp() {
-        try {
-            Path dir = Files.createTempDirectory("qnat-fuzz-bnb");
-            dir.toFile().deleteOnExit();
-            return dir;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
 
     @BoundedFuzzTest
     void importer(byte[] input) throws IOException {

@@ -2,6 +2,7 @@ package dev.qnat.io;
 
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import dev.qnat.fuzz.BoundedFuzzTest;
+import dev.qnat.fuzz.FuzzDirectory;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
@@ -27,7 +28,7 @@ class OutputTargetFuzzTest {
 
     private static Path sandbox() {
         try {
-            Path dir = Files.createTempDirectory("qnat-fuzz-output").toRealPath();
+            Path dir = FuzzDirectory.create("qnat-fuzz-output");
             Files.write(dir.resolve("in.bin"), new byte[] {1, 2, 3});
             Files.createLink(dir.resolve("hard.bin"), dir.resolve("in.bin"));
             Files.createSymbolicLink(dir.resolve("link.bin"), dir.resolve("in.bin"));

@@ -1,6 +1,7 @@
 package dev.qnat.safetensors;
 
 import dev.qnat.fuzz.BoundedFuzzTest;
+import dev.qnat.fuzz.FuzzDirectory;
 import dev.qnat.format.DType;
 import dev.qnat.format.FormatException;
 import java.io.IOException;
@@ -17,7 +18,7 @@ class IndexFuzzTest {
 
     private static Path shards() {
         try {
-            Path dir = Files.createTempDirectory("qnat-fuzz-index");
+            Path dir = FuzzDirectory.create("qnat-fuzz-index");
             for (String shard : List.of("a", "b")) {
                 SafetensorsWriter.write(dir.resolve(shard + ".safetensors"), Map.of(), List.of(SafetensorsWriter.Entry.copy(
                         shard + ".weight", DType.F32, new long[] {2}, MemorySegment.ofArray(new byte[8]))));
