@@ -53,6 +53,25 @@ final class MseScaleRule {
     }
 
     /**
+     * The block's scale from its absmax and its candidates' sums, candidate k's at {@code k * stride + at}:
+     * the first best score wins, then {@link #scale}.
+     */
+    static float choose(float absmax, float[] crossSums, float[] levelSums, int at, int stride) {
+        float bestScore = -1f;
+        float bestCross = 0f;
+        float bestLevels = 1f;
+        for (int k = 0, i = at; k < CANDIDATES; k++, i += stride) {
+            float score = score(crossSums[i], levelSums[i]);
+            if (score > bestScore) {
+                bestScore = score;
+                bestCross = crossSums[i];
+                bestLevels = levelSums[i];
+            }
+        }
+        return scale(absmax, bestCross, bestLevels);
+    }
+
+    /**
      * The block's scale from its absmax and the winning candidate's sums: {@code absmax * (Sul / Sll)}, or
      * the absmax where that is not a usable scale (infinite, or its reciprocal infinite).
      */

@@ -194,10 +194,33 @@ final class PanamaNf4Kernels implements Nf4Kernels {
 
     // ---- MSE scales -------------------------------------------------------------------------------
 
+    /** Elements whose MSE scales are chosen together: one candidate runs over all their blocks in turn. */
+    private static final int MSE_CHUNK_ELEMENTS = 1 << 12;
+
+    /** Per thread: a chunk in absmax units, its blocks' absmax and each candidate's sums; grown as needed. */
+    private static final ThreadLocal<MseScratch> MSE_SCRATCH = ThreadLocal.withInitial(MseScratch::new);
+
+    private static final class MseScratch {
+        float[] normalized = new float[MSE_CHUNK_ELEMENTS];
+        float[] absmax = new float[MSE_CHUNK_ELEMENTS / 2];
+        float[] cross = new float[MseScaleRule.CANDIDATES * MSE_CHUNK_ELEMENTS / 2];
+        float[] levels = new float[MseScaleRule.CANDIDATES * MSE_CHUNK_ELEMENTS / 2];
+
+        MseScratch fit(int elements) {
+            if (normalized.length < elements) {
+                normalized = new float[elements];
+            }
+            return this;
+        }
+    }
+
     /**
-     * The MSE rule per block (MseScaleRule): the block in absmax units goes to a heap array once, then
-     * each candidate runs over it in whole groups of 16 elements, as 16 / LANES vectors whose lanes hold
-     * the 16 partial sums by index mod 16 of the scalar rule, so every width forms the same sums.
+     * The MSE rule per block (MseScaleRule), a chunk of blocks at a time: the chunk in absmax units goes to a
+     * heap array, then each candidate runs over every block of it, as 16 / LANES vectors per group of 16
+     * elements whose lanes hold the 16 partial sums by index mod 16 of the scalar rule, so every width forms
+     * the same sums; then each block takes its best candidate. (One block at a time, all candidates for it
+     * before the next, ran 7.4 ns per element: each candidate's sums, tree and score made a chain of
+     * dependent steps that the core could not overlap with the next.)
      */
     @Override
     public void mseScales(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
@@ -209,90 +232,97 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         IntVector t1 = tablePart(LEVEL_TABLE, 1);
         IntVector t2 = tablePart(LEVEL_TABLE, 2);
         IntVector t3 = tablePart(LEVEL_TABLE, 3);
-        float[] normalized = new float[(int) Math.min(blockSize, count)];
-        for (long block = firstBlock; block < endBlock; block++) {
-            long start = block * blockSize;
-            int length = (int) Math.min(blockSize, count - start);
-            float blockAbsmax = absmax(src, type, start, length);
-            float scale = blockAbsmax;
-            if (MseScaleRule.searches(blockAbsmax)) {
-                normalize(src, type, start, length, 1f / blockAbsmax, normalized);
-                int grouped = length - length % MseScaleRule.GROUP;
-                float bestScore = -1f;
-                float bestCross = 0f;
-                float bestLevels = 1f;
-                for (float step : MseScaleRule.STEPS) {
-                    long sums = candidateSums(normalized, grouped, step, quarters, eighths, eighthsHigh, t0, t1, t2, t3);
-                    float cross = Float.intBitsToFloat((int) (sums >>> 32))
-                            + ScalarNf4Kernels.restCross(normalized, grouped, length, step);
-                    float levels = Float.intBitsToFloat((int) sums)
-                            + ScalarNf4Kernels.restLevels(normalized, grouped, length, step);
-                    float score = MseScaleRule.score(cross, levels);
-                    if (score > bestScore) {
-                        bestScore = score;
-                        bestCross = cross;
-                        bestLevels = levels;
-                    }
+        int blocksPerChunk = Math.max(1, MSE_CHUNK_ELEMENTS / blockSize);
+        MseScratch scratch = MSE_SCRATCH.get().fit(blocksPerChunk * blockSize);
+        for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
+            int blocks = (int) Math.min(blocksPerChunk, endBlock - first);
+            int elements = (int) (Math.min(count, (first + blocks) * blockSize) - first * blockSize);
+            for (int b = 0; b < blocks; b++) {
+                long start = (first + b) * blockSize;
+                int length = (int) Math.min(blockSize, count - start);
+                float blockAbsmax = absmax(src, type, start, length);
+                scratch.absmax[b] = blockAbsmax;
+                if (MseScaleRule.searches(blockAbsmax)) {
+                    normalize(src, type, start, length, 1f / blockAbsmax, scratch.normalized, b * blockSize);
                 }
-                scale = MseScaleRule.scale(blockAbsmax, bestCross, bestLevels);
             }
-            scales.set(ScalarNf4Kernels.FLOAT, 4 * block, scale);
+            for (int k = 0; k < MseScaleRule.CANDIDATES; k++) {
+                candidateSums(scratch.normalized, blockSize, elements, MseScaleRule.STEPS[k], quarters, eighths,
+                        eighthsHigh, t0, t1, t2, t3, scratch.cross, scratch.levels, k * blocks);
+            }
+            for (int b = 0; b < blocks; b++) {
+                float blockAbsmax = scratch.absmax[b];
+                scales.set(ScalarNf4Kernels.FLOAT, 4 * (first + b), MseScaleRule.searches(blockAbsmax)
+                        ? MseScaleRule.choose(blockAbsmax, scratch.cross, scratch.levels, b, blocks) : blockAbsmax);
+            }
         }
     }
 
     /**
-     * One candidate's {@code sum u l} and {@code sum l l} over the whole groups of 16 of a block, as the
-     * float bits of the high and the low half. Vector k of the block adds into the partial sums of
-     * {@code k mod (16 / LANES)}: the accumulators rotate after each vector, so that the loop body calls
-     * the level search once. (Four calls in the body at 128 bits, two at 256, passed C2's node budget
-     * (NodeCountInliningCutoff): the helpers were called out of line with their vectors boxed, 150 bytes
-     * allocated per element.) This method returns no vector for the same reason.
+     * One candidate's {@code sum u l} and {@code sum l l} for each block of a chunk (blocks that keep their
+     * absmax too; their sums go unused), into {@code cross} and {@code levels} from {@code at}. Within a
+     * block, vector k adds into the partial sums of {@code k mod (16 / LANES)}: the accumulators rotate after
+     * each vector, so that the loop body calls the level search once. (Four calls in the body at 128 bits,
+     * two at 256, passed C2's node budget (NodeCountInliningCutoff): the helpers were called out of line
+     * with their vectors boxed, 150 bytes allocated per element.)
      */
-    private static long candidateSums(float[] normalized, int grouped, float step, IntVector quarters,
+    private static void candidateSums(float[] normalized, int blockSize, int elements, float step, IntVector quarters,
                                       IntVector eighths, IntVector eighthsHigh, IntVector t0, IntVector t1,
-                                      IntVector t2, IntVector t3) {
+                                      IntVector t2, IntVector t3, float[] cross, float[] levels, int at) {
         FloatVector stepVector = FloatVector.broadcast(FLOATS, step);
-        // cross0/levels0 take the next vector; cross3/levels3 the oldest partial sums (16 / LANES of them in use).
-        FloatVector cross0 = FloatVector.zero(FLOATS);
-        FloatVector cross1 = cross0;
-        FloatVector cross2 = cross0;
-        FloatVector cross3 = cross0;
-        FloatVector levels0 = cross0;
-        FloatVector levels1 = cross0;
-        FloatVector levels2 = cross0;
-        FloatVector levels3 = cross0;
-        for (int i = 0; i < grouped; i += LANES) {
-            FloatVector u = FloatVector.fromArray(FLOATS, normalized, i);
-            FloatVector level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
-            // The partial sums of this vector's lanes are those used 16 / LANES vectors ago.
-            FloatVector cross = u.fma(level, LANES == 16 ? cross0 : LANES == 8 ? cross1 : cross3);
-            FloatVector levels = level.fma(level, LANES == 16 ? levels0 : LANES == 8 ? levels1 : levels3);
-            cross3 = cross2;
-            cross2 = cross1;
-            cross1 = cross0;
-            cross0 = cross;
-            levels3 = levels2;
-            levels2 = levels1;
-            levels1 = levels0;
-            levels0 = levels;
+        for (int from = 0, b = at; from < elements; from += blockSize, b++) {
+            int end = Math.min(elements, from + blockSize);
+            int groupedEnd = end - (end - from) % MseScaleRule.GROUP;
+            // cross0/levels0 take the next vector; cross3/levels3 the oldest partial sums (16 / LANES in use).
+            FloatVector cross0 = FloatVector.zero(FLOATS);
+            FloatVector cross1 = cross0;
+            FloatVector cross2 = cross0;
+            FloatVector cross3 = cross0;
+            FloatVector levels0 = cross0;
+            FloatVector levels1 = cross0;
+            FloatVector levels2 = cross0;
+            FloatVector levels3 = cross0;
+            for (int i = from; i < groupedEnd; i += LANES) {
+                FloatVector u = FloatVector.fromArray(FLOATS, normalized, i);
+                FloatVector level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
+                FloatVector crossSums = u.fma(level, sameLanes(cross0, cross1, cross3));
+                FloatVector levelSums = level.fma(level, sameLanes(levels0, levels1, levels3));
+                cross3 = cross2;
+                cross2 = cross1;
+                cross1 = cross0;
+                cross0 = crossSums;
+                levels3 = levels2;
+                levels2 = levels1;
+                levels1 = levels0;
+                levels0 = levelSums;
+            }
+            cross[b] = rotatedTree(cross0, cross1, cross2, cross3)
+                    + ScalarNf4Kernels.restCross(normalized, groupedEnd, end, step);
+            levels[b] = rotatedTree(levels0, levels1, levels2, levels3)
+                    + ScalarNf4Kernels.restLevels(normalized, groupedEnd, end, step);
         }
-        // Now cross0 holds the last vector's partial sums, cross1 the one's before, and so on.
-        float cross = LANES == 16 ? tree(cross0, null, null, null)
-                : LANES == 8 ? tree(cross1, cross0, null, null) : tree(cross3, cross2, cross1, cross0);
-        float levels = LANES == 16 ? tree(levels0, null, null, null)
-                : LANES == 8 ? tree(levels1, levels0, null, null) : tree(levels3, levels2, levels1, levels0);
-        return (long) Float.floatToRawIntBits(cross) << 32 | (Float.floatToRawIntBits(levels) & 0xFFFFFFFFL);
     }
 
-    /** {@code u = x * reciprocal} of a block's elements into {@code normalized}, as the scalar rule forms it. */
+    /** Of the rotating accumulators (newest first), the one whose lanes hold the next vector's partial sums. */
+    private static FloatVector sameLanes(FloatVector newest, FloatVector second, FloatVector fourth) {
+        return LANES == 16 ? newest : LANES == 8 ? second : fourth;
+    }
+
+    /** The sum of the partial sums in rotating accumulators (newest first) after a whole number of groups. */
+    private static float rotatedTree(FloatVector newest, FloatVector second, FloatVector third, FloatVector fourth) {
+        return LANES == 16 ? tree(newest, null, null, null)
+                : LANES == 8 ? tree(second, newest, null, null) : tree(fourth, third, second, newest);
+    }
+
+    /** {@code u = x * reciprocal} of a block's elements into {@code normalized} from {@code at}, as the scalar rule forms it. */
     private static void normalize(MemorySegment src, FloatType type, long start, int length, float reciprocal,
-                                  float[] normalized) {
+                                  float[] normalized, int at) {
         FloatVector unscale = FloatVector.broadcast(FLOATS, reciprocal);
         int i = 0;
         for (int end = length - LANES; i <= end; i += LANES) {
-            loadBits(src, type, start + i).reinterpretAsFloats().mul(unscale).intoArray(normalized, i);
+            loadBits(src, type, start + i).reinterpretAsFloats().mul(unscale).intoArray(normalized, at + i);
         }
-        ScalarNf4Kernels.normalize(src, type, start, i, length, reciprocal, normalized);
+        ScalarNf4Kernels.normalize(src, type, start, i, length, reciprocal, normalized, at);
     }
 
     /** The codebook level of each lane's code. */

@@ -54,39 +54,38 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
         float[] normalized = new float[(int) Math.min(blockSize, count)];
         float[] crossPartials = new float[MseScaleRule.GROUP];
         float[] levelPartials = new float[MseScaleRule.GROUP];
+        float[] cross = new float[MseScaleRule.CANDIDATES];
+        float[] levels = new float[MseScaleRule.CANDIDATES];
         for (long block = firstBlock; block < endBlock; block++) {
             long start = block * blockSize;
             int length = (int) Math.min(blockSize, count - start);
             float blockAbsmax = absmax(src, type, start, length);
             float scale = blockAbsmax;
             if (MseScaleRule.searches(blockAbsmax)) {
-                normalize(src, type, start, 0, length, 1f / blockAbsmax, normalized);
-                scale = mseScale(normalized, length, blockAbsmax, crossPartials, levelPartials);
+                normalize(src, type, start, 0, length, 1f / blockAbsmax, normalized, 0);
+                scale = mseScale(normalized, length, blockAbsmax, crossPartials, levelPartials, cross, levels);
             }
             scales.set(FLOAT, 4 * block, scale);
         }
     }
 
-    /** {@code u[i] = x[start + i] * reciprocal} for i in {@code [from, length)}. */
+    /** {@code u[at + i] = x[start + i] * reciprocal} for i in {@code [from, length)}. */
     static void normalize(MemorySegment src, FloatType type, long start, int from, int length, float reciprocal,
-                          float[] normalized) {
+                          float[] normalized, int at) {
         for (int i = from; i < length; i++) {
-            normalized[i] = type.read(src, start + i) * reciprocal;
+            normalized[at + i] = type.read(src, start + i) * reciprocal;
         }
     }
 
     /**
      * The MSE rule for one block, given its elements in absmax units: each candidate's sums, in 16 partial
-     * sums by index mod 16 over whole groups of 16 and one running sum over the rest, every term fused;
-     * the first best score wins.
+     * sums by index mod 16 over whole groups of 16 and one running sum over the rest, every term fused.
      */
     private static float mseScale(float[] normalized, int length, float absmax, float[] crossPartials,
-                                  float[] levelPartials) {
+                                  float[] levelPartials, float[] cross, float[] levels) {
         int grouped = length - length % MseScaleRule.GROUP;
-        float bestScore = -1f;
-        float bestCross = 0f;
-        float bestLevels = 1f;
-        for (float step : MseScaleRule.STEPS) {
+        for (int k = 0; k < MseScaleRule.CANDIDATES; k++) {
+            float step = MseScaleRule.STEPS[k];
             Arrays.fill(crossPartials, 0f);
             Arrays.fill(levelPartials, 0f);
             for (int i = 0; i < grouped; i++) {
@@ -95,16 +94,10 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
                 crossPartials[i % MseScaleRule.GROUP] = Math.fma(u, level, crossPartials[i % MseScaleRule.GROUP]);
                 levelPartials[i % MseScaleRule.GROUP] = Math.fma(level, level, levelPartials[i % MseScaleRule.GROUP]);
             }
-            float cross = tree(crossPartials) + restCross(normalized, grouped, length, step);
-            float levels = tree(levelPartials) + restLevels(normalized, grouped, length, step);
-            float score = MseScaleRule.score(cross, levels);
-            if (score > bestScore) {
-                bestScore = score;
-                bestCross = cross;
-                bestLevels = levels;
-            }
+            cross[k] = tree(crossPartials) + restCross(normalized, grouped, length, step);
+            levels[k] = tree(levelPartials) + restLevels(normalized, grouped, length, step);
         }
-        return MseScaleRule.scale(absmax, bestCross, bestLevels);
+        return MseScaleRule.choose(absmax, cross, levels, 0, 1);
     }
 
     private static float tree(float[] p) {
@@ -112,19 +105,19 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
                 (p[2] + p[10]) + (p[6] + p[14]), (p[3] + p[11]) + (p[7] + p[15]));
     }
 
-    /** {@code sum u l} over elements {@code [from, length)} of a candidate, one fused term at a time. */
-    static float restCross(float[] normalized, int from, int length, float step) {
+    /** {@code sum u l} over elements {@code [from, end)} of a candidate, one fused term at a time. */
+    static float restCross(float[] normalized, int from, int end, float step) {
         float sum = 0f;
-        for (int i = from; i < length; i++) {
+        for (int i = from; i < end; i++) {
             sum = Math.fma(normalized[i], Nf4Codebook.level(Nf4Codebook.encode(normalized[i] * step)), sum);
         }
         return sum;
     }
 
-    /** {@code sum l l} over elements {@code [from, length)} of a candidate, one fused term at a time. */
-    static float restLevels(float[] normalized, int from, int length, float step) {
+    /** {@code sum l l} over elements {@code [from, end)} of a candidate, one fused term at a time. */
+    static float restLevels(float[] normalized, int from, int end, float step) {
         float sum = 0f;
-        for (int i = from; i < length; i++) {
+        for (int i = from; i < end; i++) {
             float level = Nf4Codebook.level(Nf4Codebook.encode(normalized[i] * step));
             sum = Math.fma(level, level, sum);
         }
