@@ -1,0 +1,223 @@
+package dev.qnat.bench.accuracy;
+
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import ai.onnxruntime.OrtException;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.StringWriter;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * NF4's effect on what a real model computes: all-MiniLM-L6-v2's sentence embeddings with its F32
+ * weights, against the same model with its weight matrices through qnat's NF4 round trip
+ * ({@link Nf4RoundTrip}) in several variants, and against the int8 model langchain4j ships. Prints a
+ * Markdown table, or JSON with {@code --json}.
+ *
+ * <p>Usage: {@code EmbeddingAccuracy [--sentences N] [--threads N] [--json]} (all sentences, one thread).
+ */
+public final class EmbeddingAccuracy {
+    static final String MODEL = "/all-minilm-l6-v2.onnx";
+    static final String TOKENIZER = "/all-minilm-l6-v2-tokenizer.json";
+    static final String INT8_MODEL = "/all-minilm-l6-v2-q.onnx";
+    static final String SENTENCES = "/dev/qnat/bench/accuracy/sentences.txt";
+
+    /** The NF4 variants of the full benchmark. */
+    public static final List<Variant> VARIANTS = List.of(
+            new Variant(64, true, Variant.Scales.ABSMAX),
+            new Variant(64, false, Variant.Scales.ABSMAX),
+            new Variant(32, true, Variant.Scales.ABSMAX),
+            new Variant(128, true, Variant.Scales.ABSMAX));
+
+    /**
+     * One row of the table.
+     *
+     * @param bitsPerWeight stored bits per weight of the matrices; NaN where not measured here
+     * @param relativeWeightRmse RMSE of the quantized weights over their RMS; NaN where not measured here
+     */
+    public record Row(String label, double bitsPerWeight, EmbeddingComparison comparison, double relativeWeightRmse) {}
+
+    private EmbeddingAccuracy() {}
+
+    public static void main(String[] args) {
+        int sentenceCount = Integer.MAX_VALUE;
+        int threads = 1;
+        boolean json = false;
+        try {
+            for (int i = 0; i < args.length; i++) {
+                switch (args[i]) {
+                    case "--sentences" -> sentenceCount = positive(args, ++i);
+                    case "--threads" -> threads = positive(args, ++i);
+                    case "--json" -> json = true;
+                    default -> throw new IllegalArgumentException("unknown option '" + args[i]
+                            + "'; usage: EmbeddingAccuracy [--sentences N] [--threads N] [--json]");
+                }
+            }
+        } catch (IllegalArgumentException e) {
+            System.err.println("error: " + e.getMessage());
+            System.exit(2);
+        }
+        try {
+            List<String> sentences = sentences();
+            sentences = sentences.subList(0, Math.min(sentenceCount, sentences.size()));
+            List<Row> rows = measure(sentences, VARIANTS, true, threads);
+            System.out.print(json ? json(sentences.size(), rows) : markdown(sentences.size(), rows));
+        } catch (IOException | OrtException | RuntimeException e) {
+            System.err.println("error: " + e.getMessage());
+            System.exit(1);
+        }
+    }
+
+    private static int positive(String[] args, int i) {
+        if (i >= args.length) {
+            throw new IllegalArgumentException(args[i - 1] + " needs a number");
+        }
+        try {
+            int value = Integer.parseInt(args[i]);
+            if (value >= 1) {
+                return value;
+            }
+        } catch (NumberFormatException e) {
+            // falls through to the error below
+        }
+        throw new IllegalArgumentException(args[i - 1] + " needs a whole number of at least 1, got '" + args[i] + "'");
+    }
+
+    /** The benchmark's sentences, in the file's order (paraphrases next to each other). */
+    public static List<String> sentences() throws IOException {
+        String text = new String(resource(SENTENCES), StandardCharsets.UTF_8);
+        return text.lines().map(String::strip).filter(line -> !line.isEmpty() && !line.startsWith("#")).toList();
+    }
+
+    /**
+     * Embeds {@code sentences} with the F32 model, then with each variant and, if {@code int8}, with the
+     * int8 model, and compares each with F32. The first row is a control: the F32 weights handed to ONNX
+     * Runtime as replacements, the path every NF4 variant takes, which must change nothing.
+     */
+    public static List<Row> measure(List<String> sentences, List<Variant> variants, boolean int8, int threads)
+            throws IOException, OrtException {
+        byte[] model = resource(MODEL);
+        OnnxModel parsed = OnnxModel.parse(model);
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        Map<String, FloatBuffer> original = new LinkedHashMap<>();
+        for (OnnxModel.Initializer initializer : parsed.floatInitializers()) {
+            if (Nf4RoundTrip.quantizes(initializer)) {
+                shapes.put(initializer.name(), initializer.shape());
+                original.put(initializer.name(), directCopy(initializer.values()));
+            }
+        }
+        List<Row> rows = new ArrayList<>();
+        Path tempDir = Files.createTempDirectory("qnat-accuracy-");
+        try (InputStream tokenizerJson = new java.io.ByteArrayInputStream(resource(TOKENIZER));
+             HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.newInstance(tokenizerJson, Map.of())) {
+            float[][] reference = embed(tokenizer, model, Map.of(), shapes, sentences, threads);
+            float[][] control = embed(tokenizer, model, original, shapes, sentences, threads);
+            rows.add(new Row("F32, weights replaced by themselves", 32, EmbeddingComparison.of(reference, control), 0));
+            for (Variant variant : variants) {
+                Nf4RoundTrip.Result roundTrip = Nf4RoundTrip.run(parsed, variant, tempDir);
+                float[][] embeddings = embed(tokenizer, model, roundTrip.weights(), shapes, sentences, threads);
+                double relativeRmse = Math.sqrt(roundTrip.error().sumSquaredError() / roundTrip.error().sumSquaredSignal());
+                rows.add(new Row(variant.label(), roundTrip.bitsPerWeight(), EmbeddingComparison.of(reference, embeddings),
+                        relativeRmse));
+            }
+            if (int8) {
+                float[][] embeddings = embed(tokenizer, resource(INT8_MODEL), Map.of(), Map.of(), sentences, threads);
+                rows.add(new Row("int8 (langchain4j's all-minilm-l6-v2-q)", Double.NaN,
+                        EmbeddingComparison.of(reference, embeddings), Double.NaN));
+            }
+        } finally {
+            Files.deleteIfExists(tempDir);
+        }
+        return rows;
+    }
+
+    private static float[][] embed(HuggingFaceTokenizer tokenizer, byte[] model, Map<String, FloatBuffer> weights,
+                                   Map<String, long[]> shapes, List<String> sentences, int threads) throws OrtException {
+        try (SentenceEmbedder embedder = new SentenceEmbedder(tokenizer, model, weights, shapes, threads)) {
+            return embedder.embed(sentences);
+        }
+    }
+
+    private static FloatBuffer directCopy(byte[] littleEndian) {
+        FloatBuffer source = ByteBuffer.wrap(littleEndian).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        FloatBuffer copy = ByteBuffer.allocateDirect(littleEndian.length).order(ByteOrder.nativeOrder()).asFloatBuffer();
+        copy.put(source).flip();
+        return copy;
+    }
+
+    static byte[] resource(String name) throws IOException {
+        try (InputStream in = EmbeddingAccuracy.class.getResourceAsStream(name)) {
+            if (in == null) {
+                throw new IOException("resource " + name + " is not on the class path (it comes with the bench module's"
+                        + " dependencies; run bench/accuracy.sh)");
+            }
+            return in.readAllBytes();
+        }
+    }
+
+    /** The rows as a Markdown table. */
+    public static String markdown(int sentences, List<Row> rows) {
+        StringBuilder out = new StringBuilder();
+        out.append("all-MiniLM-L6-v2, ").append(sentences).append(" sentences; cosine similarity to the F32 embeddings,")
+                .append(" and how often a sentence's nearest neighbour stays the same\n\n");
+        out.append("| weights | bits per weight | mean cosine | 5th percentile | minimum | same nearest neighbour |"
+                + " weight RMSE / RMS |\n");
+        out.append("|---|---:|---:|---:|---:|---:|---:|\n");
+        for (Row row : rows) {
+            EmbeddingComparison c = row.comparison();
+            out.append(String.format(Locale.ROOT, "| %s | %s | %.5f | %.5f | %.5f | %.1f%% | %s |%n", row.label(),
+                    Double.isNaN(row.bitsPerWeight()) ? "8 (nominal)" : String.format(Locale.ROOT, "%.3f", row.bitsPerWeight()),
+                    c.meanCosine(), c.p5Cosine(), c.minCosine(), 100 * c.sameNeighbour(),
+                    Double.isNaN(row.relativeWeightRmse()) ? "" : String.format(Locale.ROOT, "%.4f", row.relativeWeightRmse())));
+        }
+        return out.toString();
+    }
+
+    /** The rows as JSON. */
+    public static String json(int sentences, List<Row> rows) {
+        StringWriter out = new StringWriter();
+        try (JsonGenerator json = new JsonFactory().createGenerator(out)) {
+            json.useDefaultPrettyPrinter();
+            json.writeStartObject();
+            json.writeStringField("model", "all-MiniLM-L6-v2");
+            json.writeNumberField("sentences", sentences);
+            json.writeArrayFieldStart("rows");
+            for (Row row : rows) {
+                json.writeStartObject();
+                json.writeStringField("weights", row.label());
+                writeNumberOrNull(json, "bitsPerWeight", row.bitsPerWeight());
+                json.writeNumberField("meanCosine", row.comparison().meanCosine());
+                json.writeNumberField("p5Cosine", row.comparison().p5Cosine());
+                json.writeNumberField("minCosine", row.comparison().minCosine());
+                json.writeNumberField("sameNearestNeighbour", row.comparison().sameNeighbour());
+                writeNumberOrNull(json, "weightRmseOverRms", row.relativeWeightRmse());
+                json.writeEndObject();
+            }
+            json.writeEndArray();
+            json.writeEndObject();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return out + "\n";
+    }
+
+    private static void writeNumberOrNull(JsonGenerator json, String field, double value) throws IOException {
+        if (Double.isNaN(value)) {
+            json.writeNullField(field);
+        } else {
+            json.writeNumberField(field, value);
+        }
+    }
+}
