@@ -49,6 +49,14 @@ public final class EmbeddingAccuracy {
      */
     public record Row(String label, double bitsPerWeight, EmbeddingComparison comparison, double relativeWeightRmse) {}
 
+    /**
+     * The measurements.
+     *
+     * @param paraphraseNeighbours with F32, the fraction of sentences whose nearest neighbour is their
+     *     paraphrase (the other line of their pair in the sentence file): how meaningful the neighbours are
+     */
+    public record Report(int sentences, double paraphraseNeighbours, List<Row> rows) {}
+
     private EmbeddingAccuracy() {}
 
     public static void main(String[] args) {
@@ -72,8 +80,8 @@ public final class EmbeddingAccuracy {
         try {
             List<String> sentences = sentences();
             sentences = sentences.subList(0, Math.min(sentenceCount, sentences.size()));
-            List<Row> rows = measure(sentences, VARIANTS, true, threads);
-            System.out.print(json ? json(sentences.size(), rows) : markdown(sentences.size(), rows));
+            Report report = measure(sentences, VARIANTS, true, threads);
+            System.out.print(json ? json(report) : markdown(report));
         } catch (IOException | OrtException | RuntimeException e) {
             System.err.println("error: " + e.getMessage());
             System.exit(1);
@@ -106,7 +114,7 @@ public final class EmbeddingAccuracy {
      * int8 model, and compares each with F32. The first row is a control: the F32 weights handed to ONNX
      * Runtime as replacements, the path every NF4 variant takes, which must change nothing.
      */
-    public static List<Row> measure(List<String> sentences, List<Variant> variants, boolean int8, int threads)
+    public static Report measure(List<String> sentences, List<Variant> variants, boolean int8, int threads)
             throws IOException, OrtException {
         byte[] model = resource(MODEL);
         OnnxModel parsed = OnnxModel.parse(model);
@@ -119,10 +127,12 @@ public final class EmbeddingAccuracy {
             }
         }
         List<Row> rows = new ArrayList<>();
+        double paraphraseNeighbours;
         Path tempDir = Files.createTempDirectory("qnat-accuracy-");
         try (InputStream tokenizerJson = new java.io.ByteArrayInputStream(resource(TOKENIZER));
              HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.newInstance(tokenizerJson, Map.of())) {
             float[][] reference = embed(tokenizer, model, Map.of(), shapes, sentences, threads);
+            paraphraseNeighbours = paraphraseNeighbours(reference);
             float[][] control = embed(tokenizer, model, original, shapes, sentences, threads);
             rows.add(new Row("F32, weights replaced by themselves", 32, EmbeddingComparison.of(reference, control), 0));
             for (Variant variant : variants) {
@@ -140,7 +150,18 @@ public final class EmbeddingAccuracy {
         } finally {
             Files.deleteIfExists(tempDir);
         }
-        return rows;
+        return new Report(sentences.size(), paraphraseNeighbours, rows);
+    }
+
+    // Sentences 2k and 2k + 1 are a pair; an odd last sentence has none and counts as a miss.
+    private static double paraphraseNeighbours(float[][] embeddings) {
+        int paired = 0;
+        for (int i = 0; i < embeddings.length; i++) {
+            if (EmbeddingComparison.nearestNeighbour(embeddings, i) == (i ^ 1)) {
+                paired++;
+            }
+        }
+        return (double) paired / embeddings.length;
     }
 
     private static float[][] embed(HuggingFaceTokenizer tokenizer, byte[] model, Map<String, FloatBuffer> weights,
@@ -168,17 +189,19 @@ public final class EmbeddingAccuracy {
     }
 
     /** The rows as a Markdown table. */
-    public static String markdown(int sentences, List<Row> rows) {
+    public static String markdown(Report report) {
         StringBuilder out = new StringBuilder();
-        out.append("all-MiniLM-L6-v2, ").append(sentences).append(" sentences; cosine similarity to the F32 embeddings,")
-                .append(" and how often a sentence's nearest neighbour stays the same\n\n");
+        out.append("all-MiniLM-L6-v2, ").append(report.sentences()).append(" sentences; cosine similarity to the F32")
+                .append(" embeddings, and how often a sentence's nearest neighbour among the others stays the same.")
+                .append(String.format(Locale.ROOT, " With F32, %.1f%% of the sentences have their paraphrase as nearest"
+                        + " neighbour.%n%n", 100 * report.paraphraseNeighbours()));
         out.append("| weights | bits per weight | mean cosine | 5th percentile | minimum | same nearest neighbour |"
                 + " weight RMSE / RMS |\n");
         out.append("|---|---:|---:|---:|---:|---:|---:|\n");
-        for (Row row : rows) {
+        for (Row row : report.rows()) {
             EmbeddingComparison c = row.comparison();
             out.append(String.format(Locale.ROOT, "| %s | %s | %.5f | %.5f | %.5f | %.1f%% | %s |%n", row.label(),
-                    Double.isNaN(row.bitsPerWeight()) ? "8 (nominal)" : String.format(Locale.ROOT, "%.3f", row.bitsPerWeight()),
+                    Double.isNaN(row.bitsPerWeight()) ? "about 8" : String.format(Locale.ROOT, "%.3f", row.bitsPerWeight()),
                     c.meanCosine(), c.p5Cosine(), c.minCosine(), 100 * c.sameNeighbour(),
                     Double.isNaN(row.relativeWeightRmse()) ? "" : String.format(Locale.ROOT, "%.4f", row.relativeWeightRmse())));
         }
@@ -186,15 +209,16 @@ public final class EmbeddingAccuracy {
     }
 
     /** The rows as JSON. */
-    public static String json(int sentences, List<Row> rows) {
+    public static String json(Report report) {
         StringWriter out = new StringWriter();
         try (JsonGenerator json = new JsonFactory().createGenerator(out)) {
             json.useDefaultPrettyPrinter();
             json.writeStartObject();
             json.writeStringField("model", "all-MiniLM-L6-v2");
-            json.writeNumberField("sentences", sentences);
+            json.writeNumberField("sentences", report.sentences());
+            json.writeNumberField("paraphraseNeighboursF32", report.paraphraseNeighbours());
             json.writeArrayFieldStart("rows");
-            for (Row row : rows) {
+            for (Row row : report.rows()) {
                 json.writeStartObject();
                 json.writeStringField("weights", row.label());
                 writeNumberOrNull(json, "bitsPerWeight", row.bitsPerWeight());
