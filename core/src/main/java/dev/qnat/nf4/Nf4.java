@@ -206,6 +206,110 @@ public final class Nf4 {
                 kernels));
     }
 
+    // ---- MSE scales (src/spec/nf4-codec.md, "MSE scales") ------------------------------------------
+
+    /** Elements whose scales are chosen, then encoded, at a time: 16 KiB of F32, still in L1 when encoded. */
+    private static final int MSE_CHUNK_ELEMENTS = 1 << 12;
+
+    /**
+     * Quantizes as {@link #quantize(MemorySegment, FloatType, int, MemorySegment, MemorySegment)} does, each
+     * block's scale chosen by {@code rule} and written where the absmax would be; with {@link ScaleRule#ABSMAX}
+     * it is that call. The input is scanned first: on a NaN or infinity nothing is written.
+     */
+    public static void quantize(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
+                                MemorySegment scales, ScaleRule rule) {
+        if (Objects.requireNonNull(rule, "rule") == ScaleRule.ABSMAX) {
+            quantize(src, srcType, blockSize, codes, scales);
+            return;
+        }
+        long count = checkQuantize(src, srcType, blockSize, codes, scales);
+        Nf4Kernels kernels = Nf4KernelProvider.kernelsReading(src);
+        throwIfNonFinite(src, srcType, kernels.firstNonFinite(src, srcType, 0, count));
+        quantizeMse(kernels, src, srcType, count, blockSize, 0, blockCount(count, blockSize), codes, scales, null);
+    }
+
+    /** Quantizes float32 values with scales chosen by {@code rule}. */
+    public static void quantize(float[] src, int blockSize, byte[] codes, float[] scales, ScaleRule rule) {
+        quantize(MemorySegment.ofArray(Objects.requireNonNull(src, "src")), FloatType.F32, blockSize,
+                MemorySegment.ofArray(codes), MemorySegment.ofArray(scales), rule);
+    }
+
+    /**
+     * {@link #quantizeBlocks(MemorySegment, FloatType, int, long, long, MemorySegment, MemorySegment)} with
+     * each block's scale chosen by {@code rule}, adding the blocks' error to {@code error} where it is not
+     * null (as the measuring {@code quantizeBlocks} does, without block terms). A NaN or infinity is reported
+     * as {@link NonFiniteValueException}; the range's output is then partly written.
+     */
+    public static void quantizeBlocks(MemorySegment src, FloatType srcType, int blockSize, long firstBlock,
+                                      long endBlock, MemorySegment codes, MemorySegment scales, ScaleRule rule,
+                                      QuantizationError error) {
+        if (Objects.requireNonNull(rule, "rule") == ScaleRule.ABSMAX) {
+            if (error == null) {
+                quantizeBlocks(src, srcType, blockSize, firstBlock, endBlock, codes, scales);
+            } else {
+                quantizeBlocks(src, srcType, blockSize, firstBlock, endBlock, codes, scales, error, null);
+            }
+            return;
+        }
+        long count = checkQuantize(src, srcType, blockSize, codes, scales);
+        checkBlockRange(firstBlock, endBlock, blockCount(count, blockSize));
+        quantizeMse(Nf4KernelProvider.kernelsReading(src), src, srcType, count, blockSize, firstBlock, endBlock, codes,
+                scales, error);
+    }
+
+    /**
+     * Chooses the scales of blocks {@code [firstBlock, endBlock)} by the MSE rule and writes them, not the
+     * codes: for scales that are stored another way (double quantization) before the codes are chosen
+     * against the stored values with {@link #encodeBlocks}. A NaN or infinity is reported as
+     * {@link NonFiniteValueException}. Safe to call concurrently for disjoint ranges.
+     */
+    public static void mseScales(MemorySegment src, FloatType srcType, int blockSize, long firstBlock, long endBlock,
+                                 MemorySegment scales) {
+        checkBlockSize(blockSize);
+        long count = elementCount(Objects.requireNonNull(src, "source"), Objects.requireNonNull(srcType, "type"),
+                "source");
+        checkRoom(Objects.requireNonNull(scales, "scales"), 4 * blockCount(count, blockSize), "scales", count);
+        checkWritable(scales, "scales");
+        checkBlockRange(firstBlock, endBlock, blockCount(count, blockSize));
+        Nf4Kernels kernels = Nf4KernelProvider.kernelsReading(src);
+        kernels.mseScales(src, srcType, count, blockSize, firstBlock, endBlock, scales);
+        throwIfNonFinite(src, srcType, firstNonFiniteBlock(src, srcType, count, blockSize, firstBlock, endBlock, scales,
+                kernels));
+    }
+
+    /**
+     * Writes the codes of blocks {@code [firstBlock, endBlock)} against the given finite {@code scales}:
+     * each element's code is the codec's, with its block's scale in place of the absmax. Where {@code error}
+     * is not null, adds the blocks' error at those scales to it. The input is not scanned again: it must be
+     * one that {@link #mseScales} accepted.
+     */
+    public static void encodeBlocks(MemorySegment src, FloatType srcType, int blockSize, long firstBlock, long endBlock,
+                                    MemorySegment scales, MemorySegment codes, QuantizationError error) {
+        long count = checkSizes(blockSize, src, srcType, "source", codes, scales);
+        checkWritable(codes, "codes");
+        checkBlockRange(firstBlock, endBlock, blockCount(count, blockSize));
+        Nf4Kernels kernels = Nf4KernelProvider.kernelsReading(src, scales);
+        long badScale = kernels.firstNonFinite(scales, FloatType.F32, firstBlock, endBlock);
+        if (badScale >= 0) {
+            throw new IllegalArgumentException("scale of block " + badScale + " is " + scales.getAtIndex(FLOAT, badScale));
+        }
+        kernels.encode(src, srcType, count, blockSize, firstBlock, endBlock, scales, codes, error);
+    }
+
+    /** MSE scales, then codes, chunk by chunk while each chunk is in cache; a NaN stops it before its chunk's codes. */
+    private static void quantizeMse(Nf4Kernels kernels, MemorySegment src, FloatType srcType, long count, int blockSize,
+                                    long firstBlock, long endBlock, MemorySegment codes, MemorySegment scales,
+                                    QuantizationError error) {
+        long blocksPerChunk = Math.max(1, MSE_CHUNK_ELEMENTS / blockSize);
+        for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
+            long end = Math.min(endBlock, first + blocksPerChunk);
+            kernels.mseScales(src, srcType, count, blockSize, first, end, scales);
+            throwIfNonFinite(src, srcType, firstNonFiniteBlock(src, srcType, count, blockSize, first, end, scales,
+                    kernels));
+            kernels.encode(src, srcType, count, blockSize, first, end, scales, codes, error);
+        }
+    }
+
     /**
      * The error of blocks {@code [0, blocks)} once their absmax values {@code absmax} are stored as
      * {@code stored} (double quantization keeps an 8-bit code per block): {@code measured} and the

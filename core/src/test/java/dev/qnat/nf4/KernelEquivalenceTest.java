@@ -118,6 +118,15 @@ class KernelEquivalenceTest {
             BothKernels.assertSame(scalar, new MemorySegment[] {codes.asSlice(0, scalar[0].byteSize()),
                 absmax.asSlice(0, scalar[1].byteSize())}, "parallel codes and absmax", label, i -> "");
 
+            BothKernels.assertAgree("MSE scales and codes", label,
+                    (k, a) -> quantizeMse(k, src, type, length, blockSize, blocks, a));
+            MemorySegment oddScales = oddScales(scalar[1], blocks, random, arena);
+            BothKernels.assertAgree("codes at given scales", label, (k, a) -> {
+                MemorySegment codes2 = a.allocate(Nf4.packedSize(length) + 1).asSlice(1);
+                k.encode(src, type, length, blockSize, 0, blocks, oddScales, codes2, null);
+                return new MemorySegment[] {codes2};
+            });
+
             for (FloatType out : FloatType.values()) {
                 BothKernels.assertAgree("dequantized " + out, label, (k, a) -> {
                     // One byte more, then sliced off: the kernels must write no further than their elements.
@@ -127,6 +136,33 @@ class KernelEquivalenceTest {
                 });
             }
         }
+    }
+
+    private static MemorySegment[] quantizeMse(Nf4Kernels kernels, MemorySegment src, FloatType type, int length,
+                                               int blockSize, long blocks, Arena arena) {
+        MemorySegment codes = arena.allocate(Nf4.packedSize(length) + 1).asSlice(1);
+        MemorySegment scales = arena.allocate(4 * blocks + 3).asSlice(3);
+        kernels.mseScales(src, type, length, blockSize, 0, blocks, scales);
+        kernels.encode(src, type, length, blockSize, 0, blocks, scales, codes, null);
+        return new MemorySegment[] {codes, scales};
+    }
+
+    /**
+     * Scales as double quantization can store them: each absmax times a drawn factor around 1, and now and
+     * then 0, a negative value or one whose reciprocal overflows.
+     */
+    private static MemorySegment oddScales(MemorySegment absmax, long blocks, SplittableRandom random, Arena arena) {
+        MemorySegment scales = arena.allocate(4 * blocks);
+        for (long b = 0; b < blocks; b++) {
+            float a = absmax.getAtIndex(TestData.FLOAT, b);
+            scales.setAtIndex(TestData.FLOAT, b, switch (random.nextInt(12)) {
+                case 0 -> 0f;
+                case 1 -> -a;
+                case 2 -> 1e-39f;
+                default -> a * (float) random.nextDouble(0.7, 1.4);
+            });
+        }
+        return scales;
     }
 
     private static MemorySegment[] quantize(Nf4Kernels kernels, MemorySegment src, FloatType type, int length,

@@ -23,6 +23,21 @@ public interface Nf4Kernels {
     void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
                   MemorySegment codes, MemorySegment absmax);
 
+    /**
+     * Chooses the scales of blocks {@code [firstBlock, endBlock)} by the MSE rule (src/spec/nf4-codec.md)
+     * and writes them, and only them. A block holding a NaN or an infinity gets a scale that is not finite.
+     */
+    void mseScales(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                   MemorySegment scales);
+
+    /**
+     * Writes the codes of blocks {@code [firstBlock, endBlock)} of a finite input against the scales already
+     * in {@code scales} (the codec's rule with each scale in place of the absmax); where {@code into} is not
+     * null, adds their error to it.
+     */
+    void encode(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                MemorySegment scales, MemorySegment codes, QuantizationError into);
+
     /** Reconstructs blocks {@code [firstBlock, endBlock)} of {@code count} elements into {@code dst}. */
     void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, long count, long firstBlock,
                     long endBlock, MemorySegment dst, FloatType type);

@@ -26,6 +26,7 @@ import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -152,19 +153,156 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             int length = (int) Math.min(blockSize, count - start);
             float blockAbsmax = absmax(src, type, start, length);
             absmax.set(ScalarNf4Kernels.FLOAT, 4 * block, blockAbsmax);
-            float reciprocal = 1f / blockAbsmax;
-            int done = 0;
-            // Where 1 / absmax is infinite (absmax 0, or under 2^-128) the scalar rules take the block.
-            if (reciprocal != Float.POSITIVE_INFINITY) {
-                FloatVector scale = FloatVector.broadcast(FLOATS, reciprocal);
-                for (int end = length - LANES; done <= end; done += LANES) {
-                    encode(src, type, start + done, scale, codes, quarters, eighths, eighthsHigh);
-                }
+            encodeBlock(src, type, start, length, blockAbsmax, codes, quarters, eighths, eighthsHigh);
+        }
+    }
+
+    @Override
+    public void encode(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                       MemorySegment scales, MemorySegment codes, QuantizationError into) {
+        IntVector quarters = IntVector.fromArray(INTS, QUARTER_THRESHOLDS, 0);
+        IntVector eighths = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, 0);
+        IntVector eighthsHigh = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, Math.min(LANES, 8) % 8);
+        long blocksPerChunk = Math.max(1, MEASURED_CHUNK_ELEMENTS / blockSize);
+        for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
+            long end = Math.min(endBlock, first + blocksPerChunk);
+            for (long block = first; block < end; block++) {
+                long start = block * blockSize;
+                encodeBlock(src, type, start, (int) Math.min(blockSize, count - start),
+                        scales.get(ScalarNf4Kernels.FLOAT, 4 * block), codes, quarters, eighths, eighthsHigh);
             }
-            if (done < length) {
-                ScalarNf4Kernels.encode(src, type, start, done, length, blockAbsmax, codes);
+            if (into != null) {
+                measure(src, type, count, blockSize, first, end, codes, scales, into, null);
             }
         }
+    }
+
+    /** Encodes one block against {@code scale}: whole vectors here, the rest (and scales whose reciprocal is infinite) by the scalar rules. */
+    private static void encodeBlock(MemorySegment src, FloatType type, long start, int length, float scale,
+                                    MemorySegment codes, IntVector quarters, IntVector eighths, IntVector eighthsHigh) {
+        float reciprocal = 1f / scale;
+        int done = 0;
+        if (Math.abs(reciprocal) != Float.POSITIVE_INFINITY) {
+            FloatVector unscale = FloatVector.broadcast(FLOATS, reciprocal);
+            for (int end = length - LANES; done <= end; done += LANES) {
+                encode(src, type, start + done, unscale, codes, quarters, eighths, eighthsHigh);
+            }
+        }
+        if (done < length) {
+            ScalarNf4Kernels.encode(src, type, start, done, length, scale, codes);
+        }
+    }
+
+    // ---- MSE scales -------------------------------------------------------------------------------
+
+    /**
+     * The MSE rule per block (MseScaleRule): the block in absmax units goes to a heap array once, then
+     * each candidate runs over it in whole groups of 16 elements, as 16 / LANES vectors whose lanes hold
+     * the 16 partial sums by index mod 16 of the scalar rule, so every width forms the same sums.
+     */
+    @Override
+    public void mseScales(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
+                          long endBlock, MemorySegment scales) {
+        IntVector quarters = IntVector.fromArray(INTS, QUARTER_THRESHOLDS, 0);
+        IntVector eighths = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, 0);
+        IntVector eighthsHigh = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, Math.min(LANES, 8) % 8);
+        IntVector t0 = tablePart(LEVEL_TABLE, 0);
+        IntVector t1 = tablePart(LEVEL_TABLE, 1);
+        IntVector t2 = tablePart(LEVEL_TABLE, 2);
+        IntVector t3 = tablePart(LEVEL_TABLE, 3);
+        float[] normalized = new float[(int) Math.min(blockSize, count)];
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            float blockAbsmax = absmax(src, type, start, length);
+            float scale = blockAbsmax;
+            if (MseScaleRule.searches(blockAbsmax)) {
+                normalize(src, type, start, length, 1f / blockAbsmax, normalized);
+                int grouped = length - length % MseScaleRule.GROUP;
+                float bestScore = -1f;
+                float bestCross = 0f;
+                float bestLevels = 1f;
+                for (float step : MseScaleRule.STEPS) {
+                    FloatVector stepVector = FloatVector.broadcast(FLOATS, step);
+                    FloatVector cross0 = FloatVector.zero(FLOATS);
+                    FloatVector cross1 = cross0;
+                    FloatVector cross2 = cross0;
+                    FloatVector cross3 = cross0;
+                    FloatVector levels0 = cross0;
+                    FloatVector levels1 = cross0;
+                    FloatVector levels2 = cross0;
+                    FloatVector levels3 = cross0;
+                    for (int g = 0; g < grouped; g += MseScaleRule.GROUP) {
+                        FloatVector u = FloatVector.fromArray(FLOATS, normalized, g);
+                        FloatVector level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
+                        cross0 = u.fma(level, cross0);
+                        levels0 = level.fma(level, levels0);
+                        if (LANES <= 8) {
+                            u = FloatVector.fromArray(FLOATS, normalized, g + LANES);
+                            level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
+                            cross1 = u.fma(level, cross1);
+                            levels1 = level.fma(level, levels1);
+                        }
+                        if (LANES == 4) {
+                            u = FloatVector.fromArray(FLOATS, normalized, g + 8);
+                            level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
+                            cross2 = u.fma(level, cross2);
+                            levels2 = level.fma(level, levels2);
+                            u = FloatVector.fromArray(FLOATS, normalized, g + 12);
+                            level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
+                            cross3 = u.fma(level, cross3);
+                            levels3 = level.fma(level, levels3);
+                        }
+                    }
+                    float cross = tree(cross0, cross1, cross2, cross3)
+                            + ScalarNf4Kernels.restCross(normalized, grouped, length, step);
+                    float levels = tree(levels0, levels1, levels2, levels3)
+                            + ScalarNf4Kernels.restLevels(normalized, grouped, length, step);
+                    float score = MseScaleRule.score(cross, levels);
+                    if (score > bestScore) {
+                        bestScore = score;
+                        bestCross = cross;
+                        bestLevels = levels;
+                    }
+                }
+                scale = MseScaleRule.scale(blockAbsmax, bestCross, bestLevels);
+            }
+            scales.set(ScalarNf4Kernels.FLOAT, 4 * block, scale);
+        }
+    }
+
+    /** {@code u = x * reciprocal} of a block's elements into {@code normalized}, as the scalar rule forms it. */
+    private static void normalize(MemorySegment src, FloatType type, long start, int length, float reciprocal,
+                                  float[] normalized) {
+        FloatVector unscale = FloatVector.broadcast(FLOATS, reciprocal);
+        int i = 0;
+        for (int end = length - LANES; i <= end; i += LANES) {
+            loadBits(src, type, start + i).reinterpretAsFloats().mul(unscale).intoArray(normalized, i);
+        }
+        ScalarNf4Kernels.normalize(src, type, start, i, length, reciprocal, normalized);
+    }
+
+    /** The codebook level of each lane's code. */
+    private static FloatVector levelOf(FloatVector v, IntVector quarters, IntVector eighths, IntVector eighthsHigh,
+                                       IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
+        return lookup(search(v, quarters, eighths, eighthsHigh), t0, t1, t2, t3).reinterpretAsFloats();
+    }
+
+    /**
+     * One candidate's sum from its 16 partial sums, held as lanes of 16 / LANES vectors in index order
+     * (vectors past those unused), in MseScaleRule's order: {@code h_j = p_j + p_(j+8)}, then
+     * {@code q_j = h_j + h_(j+4)}, then the tree of q0..q3. Float addition commutes exactly, so adding a
+     * vector to its own rotation forms each h_j or q_j in its low lanes.
+     */
+    private static float tree(FloatVector p0, FloatVector p1, FloatVector p2, FloatVector p3) {
+        FloatVector q;
+        if (LANES == 4) {
+            q = p0.add(p2).add(p1.add(p3));
+        } else {
+            FloatVector h = LANES == 8 ? p0.add(p1) : p0.add(p0.rearrange(VectorShuffle.iota(FLOATS, 8, 1, true)));
+            q = h.add(h.rearrange(VectorShuffle.iota(FLOATS, 4, 1, true)));
+        }
+        return MseScaleRule.tree(q.lane(0), q.lane(1), q.lane(2), q.lane(3));
     }
 
     private static float absmax(MemorySegment src, FloatType type, long start, int length) {

@@ -8,6 +8,7 @@ import dev.qnat.nf4.QuantizationError;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 
 /**
  * The reference implementation: one element at a time, written to read like the specification
@@ -44,6 +45,103 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
             float blockAbsmax = absmax(src, type, start, length);
             absmax.set(FLOAT, 4 * block, blockAbsmax);
             encode(src, type, start, 0, length, blockAbsmax, codes);
+        }
+    }
+
+    @Override
+    public void mseScales(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                          MemorySegment scales) {
+        float[] normalized = new float[(int) Math.min(blockSize, count)];
+        float[] crossPartials = new float[MseScaleRule.GROUP];
+        float[] levelPartials = new float[MseScaleRule.GROUP];
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            float blockAbsmax = absmax(src, type, start, length);
+            float scale = blockAbsmax;
+            if (MseScaleRule.searches(blockAbsmax)) {
+                normalize(src, type, start, 0, length, 1f / blockAbsmax, normalized);
+                scale = mseScale(normalized, length, blockAbsmax, crossPartials, levelPartials);
+            }
+            scales.set(FLOAT, 4 * block, scale);
+        }
+    }
+
+    /** {@code u[i] = x[start + i] * reciprocal} for i in {@code [from, length)}. */
+    static void normalize(MemorySegment src, FloatType type, long start, int from, int length, float reciprocal,
+                          float[] normalized) {
+        for (int i = from; i < length; i++) {
+            normalized[i] = type.read(src, start + i) * reciprocal;
+        }
+    }
+
+    /**
+     * The MSE rule for one block, given its elements in absmax units: each candidate's sums, in 16 partial
+     * sums by index mod 16 over whole groups of 16 and one running sum over the rest, every term fused;
+     * the first best score wins.
+     */
+    private static float mseScale(float[] normalized, int length, float absmax, float[] crossPartials,
+                                  float[] levelPartials) {
+        int grouped = length - length % MseScaleRule.GROUP;
+        float bestScore = -1f;
+        float bestCross = 0f;
+        float bestLevels = 1f;
+        for (float step : MseScaleRule.STEPS) {
+            Arrays.fill(crossPartials, 0f);
+            Arrays.fill(levelPartials, 0f);
+            for (int i = 0; i < grouped; i++) {
+                float u = normalized[i];
+                float level = Nf4Codebook.level(Nf4Codebook.encode(u * step));
+                crossPartials[i % MseScaleRule.GROUP] = Math.fma(u, level, crossPartials[i % MseScaleRule.GROUP]);
+                levelPartials[i % MseScaleRule.GROUP] = Math.fma(level, level, levelPartials[i % MseScaleRule.GROUP]);
+            }
+            float cross = tree(crossPartials) + restCross(normalized, grouped, length, step);
+            float levels = tree(levelPartials) + restLevels(normalized, grouped, length, step);
+            float score = MseScaleRule.score(cross, levels);
+            if (score > bestScore) {
+                bestScore = score;
+                bestCross = cross;
+                bestLevels = levels;
+            }
+        }
+        return MseScaleRule.scale(absmax, bestCross, bestLevels);
+    }
+
+    private static float tree(float[] p) {
+        return MseScaleRule.tree((p[0] + p[8]) + (p[4] + p[12]), (p[1] + p[9]) + (p[5] + p[13]),
+                (p[2] + p[10]) + (p[6] + p[14]), (p[3] + p[11]) + (p[7] + p[15]));
+    }
+
+    /** {@code sum u l} over elements {@code [from, length)} of a candidate, one fused term at a time. */
+    static float restCross(float[] normalized, int from, int length, float step) {
+        float sum = 0f;
+        for (int i = from; i < length; i++) {
+            sum = Math.fma(normalized[i], Nf4Codebook.level(Nf4Codebook.encode(normalized[i] * step)), sum);
+        }
+        return sum;
+    }
+
+    /** {@code sum l l} over elements {@code [from, length)} of a candidate, one fused term at a time. */
+    static float restLevels(float[] normalized, int from, int length, float step) {
+        float sum = 0f;
+        for (int i = from; i < length; i++) {
+            float level = Nf4Codebook.level(Nf4Codebook.encode(normalized[i] * step));
+            sum = Math.fma(level, level, sum);
+        }
+        return sum;
+    }
+
+    @Override
+    public void encode(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                       MemorySegment scales, MemorySegment codes, QuantizationError into) {
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            float scale = scales.get(FLOAT, 4 * block);
+            encode(src, type, start, 0, length, scale, codes);
+            if (into != null) {
+                measureBlock(src, type, start, 0, length, scale, codes, into, null, block);
+            }
         }
     }
 

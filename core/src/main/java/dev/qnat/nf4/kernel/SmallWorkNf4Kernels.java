@@ -57,6 +57,18 @@ final class SmallWorkNf4Kernels implements Nf4Kernels {
     }
 
     @Override
+    public void mseScales(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                          MemorySegment scales) {
+        quantizing().mseScales(src, type, count, blockSize, firstBlock, endBlock, scales);
+    }
+
+    @Override
+    public void encode(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                       MemorySegment scales, MemorySegment codes, QuantizationError into) {
+        quantizing().encode(src, type, count, blockSize, firstBlock, endBlock, scales, codes, into);
+    }
+
+    @Override
     public void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, long count, long firstBlock,
                            long endBlock, MemorySegment dst, FloatType type) {
         vector.dequantize(codes, absmax, blockSize, count, firstBlock, endBlock, dst, type);

@@ -92,6 +92,22 @@ final class StagedNf4Kernels implements Nf4Kernels {
                 absmax.asSlice(4 * first), into, blockTerms == null ? null : blockTerms.asSlice(12 * first)));
     }
 
+    @Override
+    public void mseScales(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                          MemorySegment scales) {
+        inChunks(src, type, count, blockSize, firstBlock, endBlock, (chunk, n, first, end) -> inner.mseScales(chunk,
+                type, n, blockSize, 0, end - first, scales.asSlice(4 * first)));
+    }
+
+    @Override
+    public void encode(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
+                       MemorySegment scales, MemorySegment codes, QuantizationError into) {
+        Buffers buffers = BUFFERS.get();
+        inChunks(src, type, count, blockSize, firstBlock, endBlock, (chunk, n, first, end) -> inner.encode(chunk, type,
+                n, blockSize, 0, end - first, scales.isMapped() ? buffers.scales(scales, 4 * first, 4 * (end - first))
+                        : scales.asSlice(4 * first), codes.asSlice(first * blockSize / 2), into));
+    }
+
     /** What runs on one staged chunk: its {@code n} elements are blocks {@code [first, end)} of the input. */
     @FunctionalInterface
     private interface ChunkWork {
