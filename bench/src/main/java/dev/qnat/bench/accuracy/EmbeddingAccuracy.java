@@ -4,6 +4,8 @@ import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.onnxruntime.OrtException;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
+import dev.qnat.nf4.ScaleRule;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.StringWriter;
@@ -36,10 +38,10 @@ public final class EmbeddingAccuracy {
 
     /** The NF4 variants of the full benchmark. */
     public static final List<Variant> VARIANTS = List.of(
-            new Variant(64, true, Variant.Scales.ABSMAX),
-            new Variant(64, false, Variant.Scales.ABSMAX),
-            new Variant(32, true, Variant.Scales.ABSMAX),
-            new Variant(128, true, Variant.Scales.ABSMAX));
+            new Variant(64, true, ScaleRule.ABSMAX),
+            new Variant(64, false, ScaleRule.ABSMAX),
+            new Variant(32, true, ScaleRule.ABSMAX),
+            new Variant(128, true, ScaleRule.ABSMAX));
 
     /**
      * One row of the table.
@@ -129,7 +131,7 @@ public final class EmbeddingAccuracy {
         List<Row> rows = new ArrayList<>();
         double paraphraseNeighbours;
         Path tempDir = Files.createTempDirectory("qnat-accuracy-");
-        try (InputStream tokenizerJson = new java.io.ByteArrayInputStream(resource(TOKENIZER));
+        try (InputStream tokenizerJson = new ByteArrayInputStream(resource(TOKENIZER));
              HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.newInstance(tokenizerJson, Map.of())) {
             float[][] reference = embed(tokenizer, model, Map.of(), shapes, sentences, threads);
             paraphraseNeighbours = paraphraseNeighbours(reference);

@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -149,10 +150,10 @@ public final class OnnxModel {
             throw new IOException("initializer '" + name + "' keeps its data in an external file; give a self-contained model");
         }
         long[] shape = dims.stream().mapToLong(Long::longValue).toArray();
-        byte[] values = raw != null ? raw : java.util.Arrays.copyOf(floats.array(), floats.position());
+        byte[] values = raw != null ? raw : Arrays.copyOf(floats.array(), floats.position());
         Initializer initializer = new Initializer(name, shape, values);
         if (values.length != initializer.elementCount() * Float.BYTES) {
-            throw new IOException("initializer '" + name + "': shape " + java.util.Arrays.toString(shape) + " needs "
+            throw new IOException("initializer '" + name + "': shape " + Arrays.toString(shape) + " needs "
                     + initializer.elementCount() * Float.BYTES + " bytes, the model holds " + values.length);
         }
         return initializer;
