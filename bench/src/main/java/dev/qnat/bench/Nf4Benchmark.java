@@ -3,6 +3,7 @@ package dev.qnat.bench;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
 import dev.qnat.nf4.QuantizationError;
+import dev.qnat.nf4.ScaleRule;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
@@ -26,7 +27,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * The codec's public calls on one thread, block 64, weights drawn from N(0, 0.02): {@link Nf4#quantize}
  * (the NaN/infinity scan, then the blocks, so that nothing is written on failure), {@link Nf4#quantizeBlocks}
  * (the blocks alone, as the QNAT writer runs them), the same measuring the error as it goes (the default
- * {@code qnat quantize} path, per-block terms kept as for double quantization) and {@link Nf4#dequantize}.
+ * {@code qnat quantize} path, per-block terms kept as for double quantization), {@code quantize} with MSE
+ * scales and {@link Nf4#dequantize}.
  * Each invocation handles {@value #ELEMENTS_PER_INVOCATION} elements, in calls of {@code elements} each,
  * so that every score is ns per element. The vector width is the fork's {@code -Dqnat.vector.bits}
  * (bench/run.sh runs each width); {@code impl=scalar} is the reference, with {@code -Dqnat.vector.bits=scalar}.
@@ -125,6 +127,16 @@ public class Nf4Benchmark {
             Nf4.quantizeBlocks(values, type, BLOCK_SIZE, 0, blocks, codes, absmax, error, terms);
         }
         return error;
+    }
+
+    /** {@code quantize} with the MSE scale search ({@code --scales mse}), the scan included. */
+    @Benchmark
+    @OperationsPerInvocation(ELEMENTS_PER_INVOCATION)
+    public MemorySegment quantizeMse() {
+        for (int c = 0; c < calls; c++) {
+            Nf4.quantize(values, type, BLOCK_SIZE, codes, absmax, ScaleRule.MSE);
+        }
+        return codes;
     }
 
     @Benchmark

@@ -3,6 +3,7 @@ package dev.qnat.cli;
 import dev.qnat.bnb.BitsandbytesExport;
 import dev.qnat.convert.Quantizer;
 import dev.qnat.nf4.Nf4;
+import dev.qnat.nf4.ScaleRule;
 import dev.qnat.nf4.QuantizationError;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
@@ -40,6 +41,11 @@ final class QuantizeCommand implements Callable<Integer> {
             description = "Double-quantize the block scales, as QLoRA does (default on).")
     boolean doubleQuant;
 
+    @Option(names = "--scales", defaultValue = "absmax", paramLabel = "RULE",
+            description = "How each block's scale is chosen: absmax (default, bitsandbytes' own, bit for bit) or mse "
+                    + "(least squared error, about 7 %% lower RMSE; every NF4 reader loads it).")
+    String scales;
+
     @Option(names = "--include", paramLabel = "GLOB",
             description = "Quantize only float tensors whose names match (any number of dimensions); repeatable.")
     List<String> include = new ArrayList<>();
@@ -66,11 +72,17 @@ final class QuantizeCommand implements Callable<Integer> {
         if (threads < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--threads must be at least 1");
         }
+        ScaleRule scaleRule;
+        try {
+            scaleRule = ScaleRule.named(scales);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--scales: " + e.getMessage());
+        }
         List<NameGlob> includes = globs("--include", include);
         List<NameGlob> excludes = globs("--exclude", exclude);
         PrintWriter out = spec.commandLine().getOut();
         Quantizer.Options options = Quantizer.Options.defaults().withBlockSize(blockSize).withDoubleQuant(doubleQuant)
-                .withThreads(threads).withSelection(selection(includes, excludes));
+                .withThreads(threads).withSelection(selection(includes, excludes)).withScaleRule(scaleRule);
         run(input, output, format, options, includes, noStats, out, spec.commandLine().getErr());
         return Main.OK;
     }
@@ -138,8 +150,9 @@ final class QuantizeCommand implements Callable<Integer> {
 
     private static void printSummary(Quantizer.Summary s, Path input, Path output, Format format,
                                      Quantizer.Options options, long elapsed, PrintWriter out) {
-        out.printf("quantized %d tensors to NF4 (block %d%s), kept %d as they were%n", s.quantized(), options.blockSize(),
-                options.doubleQuant() ? ", double quantization" : "", s.kept());
+        out.printf("quantized %d tensors to NF4 (block %d%s, %s scales), kept %d as they were%n", s.quantized(),
+                options.blockSize(), options.doubleQuant() ? ", double quantization" : "", options.scaleRule().cliName(),
+                s.kept());
         out.printf("input %s (%s), output %s (%s, %s)%n", Units.bytes(s.bytesIn()), input.getFileName(),
                 Units.bytes(s.bytesOut()), output.getFileName(), format == Format.bnb ? "bitsandbytes safetensors" : "QNAT");
         if (s.quantizedElements() > 0) {

@@ -8,17 +8,19 @@ import dev.qnat.format.Encoding;
 import dev.qnat.format.QnatFile;
 import dev.qnat.format.QnatTensor;
 import dev.qnat.nf4.QuantizationError;
+import dev.qnat.nf4.ScaleRule;
 import dev.qnat.safetensors.Checkpoint;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.Map;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The accuracy figures {@code qnat quantize} measures while quantizing are those {@code qnat compare}
  * computes from the written file, tensor by tensor, to 1e-6 relative: with and without double
- * quantization (whose stored absmax the figures must account for), on one and two threads, with
+ * quantization (whose stored absmax the figures must account for), absmax and MSE scales, on one and two threads, with
  * tensors that span several tasks.
  */
 class AccuracyFiguresTest {
@@ -30,19 +32,20 @@ class AccuracyFiguresTest {
                 what + ": compare says " + expected + ", quantize " + actual);
     }
 
-    @Test
-    void quantizeMeasuresWhatCompareReads() throws Exception {
+    @ParameterizedTest
+    @EnumSource(ScaleRule.class)
+    void quantizeMeasuresWhatCompareReads(ScaleRule rule) throws Exception {
         Path model = dir.resolve("model.safetensors");
         DemoCheckpoint.write(model, 1, 256, 8192); // lm_head and embeddings of 2 Mi elements: several tasks
         for (boolean doubleQuant : new boolean[] {true, false}) {
             for (int threads : new int[] {1, 2}) {
                 for (int blockSize : new int[] {64, 256}) {
-                    Path out = dir.resolve("m-" + doubleQuant + threads + blockSize + ".qnat");
+                    Path out = dir.resolve("m-" + rule + doubleQuant + threads + blockSize + ".qnat");
                     Map<String, QuantizationError> measured;
                     try (Checkpoint checkpoint = Checkpoint.open(model)) {
                         measured = Quantizer.quantize(checkpoint, out, Quantizer.Options.defaults()
                                 .withDoubleQuant(doubleQuant).withThreads(threads).withBlockSize(blockSize)
-                                .withMeasure(true)).errors();
+                                .withScaleRule(rule).withMeasure(true)).errors();
                     }
                     int nf4 = 0;
                     try (Checkpoint checkpoint = Checkpoint.open(model); QnatFile qnat = QnatFile.open(out);
@@ -52,7 +55,7 @@ class AccuracyFiguresTest {
                                 continue;
                             }
                             nf4++;
-                            String what = q.name() + " (double quantization " + doubleQuant + ", " + threads
+                            String what = q.name() + " (" + rule + " scales, double quantization " + doubleQuant + ", " + threads
                                     + " threads, block " + blockSize + ")";
                             Comparison.Stats compared = Comparison.compare(q.name(),
                                     Comparison.of(checkpoint.tensor(q.name()).orElseThrow()), Comparison.of(q, arena));

@@ -68,6 +68,31 @@ class CliTest {
         assertEquals(2, odd.code());
         assertTrue(odd.err().contains("got 63"), odd.err());
         assertEquals(2, qnat("dequantize", "x", "-o", "y", "--dtype", "f64").code());
+        Result rule = qnat("quantize", model.toString(), "-o", dir.resolve("x.qnat").toString(), "--scales", "best");
+        assertEquals(2, rule.code());
+        assertTrue(rule.err().contains("--scales: scales must be absmax or mse, got 'best'"), rule.err());
+        assertFalse(Files.exists(dir.resolve("x.qnat")));
+    }
+
+    /** MSE scales end to end: a file that verifies, with a smaller error than absmax's in compare's figures. */
+    @Test
+    void mseScalesQuantizeVerifyAndCompare() throws Exception {
+        Path absmax = dir.resolve("absmax.qnat");
+        Path mse = dir.resolve("mse.qnat");
+        assertEquals(0, qnat("quantize", model.toString(), "-o", absmax.toString()).code());
+        Result q = qnat("quantize", model.toString(), "-o", mse.toString(), "--scales", "mse");
+        assertEquals(0, q.code(), q.err());
+        assertTrue(q.out().contains("(block 64, double quantization, mse scales)"), q.out());
+        assertEquals(0, qnat("verify", mse.toString()).code());
+        double rmseAbsmax = rmse(qnat("compare", model.toString(), absmax.toString()).out());
+        double rmseMse = rmse(qnat("compare", model.toString(), mse.toString()).out());
+        assertTrue(rmseMse < 0.97 * rmseAbsmax, "RMSE " + rmseMse + " with mse scales, " + rmseAbsmax + " with absmax");
+    }
+
+    private static double rmse(String out) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("float tensors: RMSE ([0-9.eE+-]+)").matcher(out);
+        assertTrue(m.find(), out);
+        return Double.parseDouble(m.group(1));
     }
 
     @Test
@@ -75,7 +100,7 @@ class CliTest {
         Path out = dir.resolve("model.qnat");
         Result q = qnat("quantize", model.toString(), "-o", out.toString(), "--threads", "2");
         assertEquals(0, q.code(), q.err());
-        assertTrue(q.out().contains("quantized 16 tensors to NF4 (block 64, double quantization), kept 5"), q.out());
+        assertTrue(q.out().contains("quantized 16 tensors to NF4 (block 64, double quantization, absmax scales), kept 5"), q.out());
         assertTrue(q.out().contains("bits per quantized weight: 4.13"), q.out());
         assertTrue(q.out().contains("accuracy over all quantized weights: RMSE"), q.out());
         assertTrue(q.out().contains("worst tensor '"), q.out());
@@ -113,7 +138,7 @@ class CliTest {
         Result q = qnat("quantize", model.toString(), "-o", out.toString(), "--include", "*.mlp.*",
                 "--exclude", "*.down_proj.*", "--no-double-quant", "--no-stats");
         assertEquals(0, q.code(), q.err());
-        assertTrue(q.out().contains("quantized 4 tensors to NF4 (block 64), kept 17"), q.out());
+        assertTrue(q.out().contains("quantized 4 tensors to NF4 (block 64, absmax scales), kept 17"), q.out());
         assertFalse(q.out().contains("accuracy"), q.out());
         Path bnb = dir.resolve("bnb.safetensors");
         Result b = qnat("quantize", model.toString(), "-o", bnb.toString(), "--format", "bnb");
@@ -132,7 +157,7 @@ class CliTest {
         Result q = qnat("quantize", odd.toString(), "-o", dir.resolve("odd.qnat").toString(), "--no-stats",
                 "--include", "nul?.*", "--include", "caf\u00e9.*", "--include", "dir*", "--exclude", "*/x.*");
         assertEquals(0, q.code(), q.err());
-        assertTrue(q.out().contains("quantized 2 tensors to NF4 (block 64, double quantization), kept 1"), q.out());
+        assertTrue(q.out().contains("quantized 2 tensors to NF4 (block 64, double quantization, absmax scales), kept 1"), q.out());
     }
 
     @Test

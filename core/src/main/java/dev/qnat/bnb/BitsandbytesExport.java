@@ -12,6 +12,7 @@ import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
 import dev.qnat.nf4.Nf4Codebook;
+import dev.qnat.nf4.ScaleRule;
 import dev.qnat.nf4.NonFiniteValueException;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
@@ -149,7 +150,7 @@ public final class BitsandbytesExport {
                 int index = i;
                 SafetensorsTensor t = quantized.get(i);
                 tasks.add(() -> offsets[index] = doubleQuantOffset(t, t.dtype().floatType().orElseThrow(),
-                        options.blockSize(), Nf4.blockCount(t.elementCount(), options.blockSize())));
+                        options.blockSize(), Nf4.blockCount(t.elementCount(), options.blockSize()), options.scaleRule()));
             }
             workers.runAll(tasks);
         }
@@ -166,7 +167,8 @@ public final class BitsandbytesExport {
      * The offset of the double quantization, which the quant_state JSON (laid out first) must hold: only
      * the absmax values are kept, the codes go through one small buffer, a chunk of blocks at a time.
      */
-    private static float doubleQuantOffset(SafetensorsTensor t, FloatType type, int blockSize, long blocks) {
+    private static float doubleQuantOffset(SafetensorsTensor t, FloatType type, int blockSize, long blocks,
+                                           ScaleRule rule) {
         long blocksPerChunk = Math.max(1, OFFSET_CHUNK_ELEMENTS / blockSize);
         try (Arena scratch = Arena.ofConfined()) {
             MemorySegment absmax = scratch.allocate(4 * blocks);
@@ -175,10 +177,15 @@ public final class BitsandbytesExport {
                 long end = Math.min(blocks, first + blocksPerChunk);
                 long from = first * blockSize;
                 long to = Math.min(t.elementCount(), end * blockSize);
+                MemorySegment values = t.data().asSlice(type.byteSize() * from, type.byteSize() * (to - from));
+                MemorySegment chunkScales = absmax.asSlice(4 * first, 4 * (end - first));
                 try {
-                    Nf4.quantizeBlocks(t.data().asSlice(type.byteSize() * from, type.byteSize() * (to - from)), type,
-                            blockSize, 0, end - first, codes.asSlice(0, Nf4.packedSize(to - from)),
-                            absmax.asSlice(4 * first, 4 * (end - first)));
+                    if (rule == ScaleRule.MSE) {
+                        Nf4.mseScales(values, type, blockSize, 0, end - first, chunkScales);
+                    } else {
+                        Nf4.quantizeBlocks(values, type, blockSize, 0, end - first,
+                                codes.asSlice(0, Nf4.packedSize(to - from)), chunkScales);
+                    }
                 } catch (NonFiniteValueException e) {
                     throw new NonFiniteTensorException(t.name(), new NonFiniteValueException(from + e.index(), e.value()));
                 }
@@ -195,15 +202,28 @@ public final class BitsandbytesExport {
         MemorySegment codes = slices.get(p);
         if (options.doubleQuant()) {
             try (Arena scratch = Arena.ofConfined()) {
-                MemorySegment absmax = scratch.allocate(4 * blocks);
-                quantize(t, type, options.blockSize(), codes, absmax);
-                DoubleQuantization.quantize(absmax, blocks, slices.get(p + BitsandbytesNf4.ABSMAX),
-                        slices.get(p + BitsandbytesNf4.NESTED_ABSMAX));
+                MemorySegment scales = scratch.allocate(4 * blocks);
+                MemorySegment stored = slices.get(p + BitsandbytesNf4.ABSMAX);
+                MemorySegment nested = slices.get(p + BitsandbytesNf4.NESTED_ABSMAX);
+                if (options.scaleRule() == ScaleRule.MSE) {
+                    // The codes are chosen against the scales as stored (src/spec/nf4-codec.md, "MSE scales").
+                    try {
+                        Nf4.mseScales(t.data(), type, options.blockSize(), 0, blocks, scales);
+                    } catch (NonFiniteValueException e) {
+                        throw new NonFiniteTensorException(t.name(), e);
+                    }
+                    float offset = DoubleQuantization.quantize(scales, blocks, stored, nested);
+                    DoubleQuantization.dequantize(stored, nested, offset, DoubleQuantization.table(), blocks, scales);
+                    Nf4.encodeBlocks(t.data(), type, options.blockSize(), 0, blocks, scales, codes, null);
+                } else {
+                    quantize(t, type, options.blockSize(), codes, scales, ScaleRule.ABSMAX);
+                    DoubleQuantization.quantize(scales, blocks, stored, nested);
+                }
             }
             MemorySegment.copy(DoubleQuantization.table(), 0, slices.get(p + BitsandbytesNf4.NESTED_QUANT_MAP), F32, 0,
                     DoubleQuantization.TABLE_SIZE);
         } else {
-            quantize(t, type, options.blockSize(), codes, slices.get(p + BitsandbytesNf4.ABSMAX));
+            quantize(t, type, options.blockSize(), codes, slices.get(p + BitsandbytesNf4.ABSMAX), options.scaleRule());
         }
         Nf4.swapNibbles(codes, codes);
         MemorySegment.copy(Nf4Codebook.levels(), 0, slices.get(p + BitsandbytesNf4.QUANT_MAP), F32, 0, Nf4Codebook.LEVELS);
@@ -211,9 +231,10 @@ public final class BitsandbytesExport {
     }
 
     private static void quantize(SafetensorsTensor t, FloatType type, int blockSize, MemorySegment codes,
-                                 MemorySegment absmax) {
+                                 MemorySegment scales, ScaleRule rule) {
         try {
-            Nf4.quantizeBlocks(t.data(), type, blockSize, 0, Nf4.blockCount(t.elementCount(), blockSize), codes, absmax);
+            Nf4.quantizeBlocks(t.data(), type, blockSize, 0, Nf4.blockCount(t.elementCount(), blockSize), codes, scales,
+                    rule, null);
         } catch (NonFiniteValueException e) {
             throw new NonFiniteTensorException(t.name(), e);
         }

@@ -5,6 +5,7 @@ import dev.qnat.format.QnatWriter;
 import dev.qnat.format.TensorToWrite;
 import dev.qnat.nf4.Nf4;
 import dev.qnat.nf4.QuantizationError;
+import dev.qnat.nf4.ScaleRule;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.io.IOException;
@@ -30,9 +31,10 @@ public final class Quantizer {
      * @param quantize which tensors become NF4 (others are kept); must pick only F32, F16 or BF16 tensors
      * @param progress told of input bytes as they are processed
      * @param measure whether to measure each quantized tensor's error while quantizing it
+     * @param scaleRule how each block's scale is chosen
      */
     public record Options(int blockSize, boolean doubleQuant, int threads, Predicate<SafetensorsTensor> quantize,
-                          QnatWriter.Progress progress, boolean measure) {
+                          QnatWriter.Progress progress, boolean measure, ScaleRule scaleRule) {
         public Options {
             Nf4.checkBlockSize(blockSize);
             if (threads < 1) {
@@ -40,36 +42,41 @@ public final class Quantizer {
             }
             Objects.requireNonNull(quantize, "quantize");
             Objects.requireNonNull(progress, "progress");
+            Objects.requireNonNull(scaleRule, "scaleRule");
         }
 
-        /** Block 64, double quantization, all cores, float matrices, no progress reports, not measured. */
+        /** Block 64, double quantization, all cores, float matrices, no progress reports, not measured, absmax. */
         public static Options defaults() {
             return new Options(Nf4.DEFAULT_BLOCK_SIZE, true, Runtime.getRuntime().availableProcessors(), FLOAT_MATRICES,
-                    QnatWriter.Progress.NONE, false);
+                    QnatWriter.Progress.NONE, false, ScaleRule.ABSMAX);
         }
 
         public Options withBlockSize(int value) {
-            return new Options(value, doubleQuant, threads, quantize, progress, measure);
+            return new Options(value, doubleQuant, threads, quantize, progress, measure, scaleRule);
         }
 
         public Options withDoubleQuant(boolean value) {
-            return new Options(blockSize, value, threads, quantize, progress, measure);
+            return new Options(blockSize, value, threads, quantize, progress, measure, scaleRule);
         }
 
         public Options withThreads(int value) {
-            return new Options(blockSize, doubleQuant, value, quantize, progress, measure);
+            return new Options(blockSize, doubleQuant, value, quantize, progress, measure, scaleRule);
         }
 
         public Options withSelection(Predicate<SafetensorsTensor> value) {
-            return new Options(blockSize, doubleQuant, threads, value, progress, measure);
+            return new Options(blockSize, doubleQuant, threads, value, progress, measure, scaleRule);
         }
 
         public Options withProgress(QnatWriter.Progress value) {
-            return new Options(blockSize, doubleQuant, threads, quantize, value, measure);
+            return new Options(blockSize, doubleQuant, threads, quantize, value, measure, scaleRule);
+        }
+
+        public Options withScaleRule(ScaleRule value) {
+            return new Options(blockSize, doubleQuant, threads, quantize, progress, measure, value);
         }
 
         public Options withMeasure(boolean value) {
-            return new Options(blockSize, doubleQuant, threads, quantize, progress, value);
+            return new Options(blockSize, doubleQuant, threads, quantize, progress, value, scaleRule);
         }
     }
 
@@ -119,7 +126,7 @@ public final class Quantizer {
                             + "; only F32, F16 and BF16 tensors can be quantized");
                 }
                 tensors.add(TensorToWrite.nf4(t.name(), t.shape(), t.dtype(), t.data(), options.blockSize(),
-                        options.doubleQuant()));
+                        options.doubleQuant(), options.scaleRule()));
             } else {
                 tensors.add(TensorToWrite.raw(t.name(), t.shape(), t.dtype(), t.data()));
             }

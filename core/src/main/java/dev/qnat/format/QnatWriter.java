@@ -15,6 +15,7 @@ import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
 import dev.qnat.nf4.NonFiniteValueException;
 import dev.qnat.nf4.QuantizationError;
+import dev.qnat.nf4.ScaleRule;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -187,7 +188,6 @@ public final class QnatWriter {
 
         /** Adds the tasks that quantize the tensor, each a range of about ELEMENTS_PER_TASK elements. */
         void addTasks(List<Runnable> tasks, Progress progress) {
-            MemorySegment data = section(file, layout, index, DATA);
             FloatType type = tensor.dtype().floatType().orElseThrow();
             long count = tensor.elementCount();
             long blocksPerTask = Math.max(1, ELEMENTS_PER_TASK / tensor.blockSize());
@@ -199,16 +199,8 @@ public final class QnatWriter {
                 long from = first;
                 long to = Math.min(blocks, first + blocksPerTask);
                 tasks.add(() -> {
-                    MemorySegment absmax = absmax();
                     try {
-                        if (taskErrors == null) {
-                            Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax);
-                        } else {
-                            QuantizationError error = new QuantizationError();
-                            Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax, error,
-                                    terms);
-                            taskErrors.add(error);
-                        }
+                        quantizeRange(type, from, to);
                     } catch (NonFiniteValueException e) {
                         throw new NonFiniteTensorException(tensor.name(), e);
                     }
@@ -219,13 +211,37 @@ public final class QnatWriter {
             }
         }
 
+        /**
+         * Quantizes blocks {@code [from, to)}, measuring them where asked. Double-quantized MSE scales are
+         * only chosen here: their codes follow once the stored scales are known (see taskDone).
+         */
+        private void quantizeRange(FloatType type, long from, long to) {
+            MemorySegment absmax = absmax();
+            MemorySegment data = section(file, layout, index, DATA);
+            QuantizationError error = taskErrors == null ? null : new QuantizationError();
+            if (tensor.scaleRule() == ScaleRule.MSE && tensor.doubleQuant()) {
+                Nf4.mseScales(tensor.data(), type, tensor.blockSize(), from, to, absmax);
+                return;
+            }
+            if (tensor.scaleRule() == ScaleRule.MSE || error == null) {
+                Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax, tensor.scaleRule(),
+                        error);
+            } else {
+                Nf4.quantizeBlocks(tensor.data(), type, tensor.blockSize(), from, to, data, absmax, error, terms);
+            }
+            if (error != null) {
+                taskErrors.add(error);
+            }
+        }
+
         /** Where the tasks put the f32 absmax: scratch, made by the first task, or the file's scales. */
         private synchronized MemorySegment absmax() {
             if (absmax == null) {
                 if (tensor.doubleQuant()) {
                     scratch = Arena.ofShared();
                     absmax = scratch.allocate(4 * blocks, 64);
-                    terms = taskErrors != null ? scratch.allocate(12 * blocks, 64) : null;
+                    boolean keepTerms = taskErrors != null && tensor.scaleRule() == ScaleRule.ABSMAX;
+                    terms = keepTerms ? scratch.allocate(12 * blocks, 64) : null;
                 } else {
                     absmax = section(file, layout, index, SCALES);
                 }
@@ -249,7 +265,9 @@ public final class QnatWriter {
                 MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, index, TABLE), F32, 0,
                         DoubleQuantization.TABLE_SIZE);
                 dqOffsets[index] = dqOffset;
-                if (errors != null) {
+                if (tensor.scaleRule() == ScaleRule.MSE) {
+                    measured = encodeAtStoredScales(values, dqOffset);
+                } else if (errors != null) {
                     measured = errorAtStoredAbsmax(measured, values, dqOffset);
                 }
                 freeScratch();
@@ -257,6 +275,19 @@ public final class QnatWriter {
             if (errors != null) {
                 errors.put(tensor.name(), measured);
             }
+        }
+
+        /**
+         * Writes the codes of a tensor whose MSE scales were double-quantized, against the scales as the
+         * file stores them (they replace the chosen ones in {@code values}), measuring them where asked.
+         */
+        private QuantizationError encodeAtStoredScales(MemorySegment values, float dqOffset) {
+            DoubleQuantization.dequantize(section(file, layout, index, SCALES), section(file, layout, index, NESTED_SCALES),
+                    dqOffset, DoubleQuantization.table(), blocks, values);
+            QuantizationError error = errors == null ? null : new QuantizationError();
+            Nf4.encodeBlocks(tensor.data(), tensor.dtype().floatType().orElseThrow(), tensor.blockSize(), 0, blocks,
+                    values, section(file, layout, index, DATA), error);
+            return error;
         }
 
         /** The double-quantized tensor's error at the absmax values as the file stores them. */

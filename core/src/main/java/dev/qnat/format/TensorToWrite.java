@@ -1,6 +1,7 @@
 package dev.qnat.format;
 
 import dev.qnat.nf4.Nf4;
+import dev.qnat.nf4.ScaleRule;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
@@ -13,11 +14,13 @@ import java.util.Objects;
  * @param scales how the block scales are kept: {@link ScaleStorage#NONE} for a RAW tensor, stored as it
  *     is; otherwise NF4 with f32 absmax or double quantization
  * @param blockSize NF4 block size (0 for RAW)
+ * @param scaleRule how the NF4 block scales are chosen from {@code data}; {@link ScaleRule#ABSMAX} for RAW
+ *     and already encoded tensors
  * @param encoded already quantized sections to store as they are (e.g. imported from bitsandbytes), or
  *     null to quantize {@code data}
  */
 public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegment data, ScaleStorage scales,
-                            int blockSize, Encoded encoded) {
+                            int blockSize, ScaleRule scaleRule, Encoded encoded) {
 
     /**
      * NF4 sections made elsewhere: packed codes, and f32 absmax or the double quantization's byte codes,
@@ -40,6 +43,10 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
         Objects.requireNonNull(dtype, "dtype");
         Objects.requireNonNull(data, "data");
         Objects.requireNonNull(scales, "scales");
+        Objects.requireNonNull(scaleRule, "scaleRule");
+        if (scaleRule != ScaleRule.ABSMAX && (scales == ScaleStorage.NONE || encoded != null)) {
+            throw new IllegalArgumentException("tensor '" + name + "': only a tensor quantized here has its scales chosen");
+        }
         int nameBytes = name.getBytes(StandardCharsets.UTF_8).length;
         if (nameBytes > MAX_NAME_BYTES) {
             throw new IllegalArgumentException("tensor name must have 1 to " + MAX_NAME_BYTES + " UTF-8 bytes, '" + name
@@ -78,21 +85,27 @@ public record TensorToWrite(String name, long[] shape, DType dtype, MemorySegmen
         return scales == ScaleStorage.DOUBLE_QUANT;
     }
 
-    /** An NF4 tensor, quantized from {@code data} as it is written. */
+    /** An NF4 tensor, quantized from {@code data} with absmax scales as it is written. */
     public static TensorToWrite nf4(String name, long[] shape, DType dtype, MemorySegment data, int blockSize,
                                     boolean doubleQuant) {
-        return new TensorToWrite(name, shape, dtype, data, scaleStorage(doubleQuant), blockSize, null);
+        return nf4(name, shape, dtype, data, blockSize, doubleQuant, ScaleRule.ABSMAX);
+    }
+
+    /** An NF4 tensor, quantized from {@code data} with scales chosen by {@code scaleRule} as it is written. */
+    public static TensorToWrite nf4(String name, long[] shape, DType dtype, MemorySegment data, int blockSize,
+                                    boolean doubleQuant, ScaleRule scaleRule) {
+        return new TensorToWrite(name, shape, dtype, data, scaleStorage(doubleQuant), blockSize, scaleRule, null);
     }
 
     /** An NF4 tensor already quantized: its sections are stored as given. */
     public static TensorToWrite nf4Encoded(String name, long[] shape, DType dtype, int blockSize, Encoded encoded) {
         return new TensorToWrite(name, shape, dtype, MemorySegment.NULL, scaleStorage(encoded.nestedScales() != null),
-                blockSize, encoded);
+                blockSize, ScaleRule.ABSMAX, encoded);
     }
 
     /** A tensor stored as it is. */
     public static TensorToWrite raw(String name, long[] shape, DType dtype, MemorySegment data) {
-        return new TensorToWrite(name, shape, dtype, data, ScaleStorage.NONE, 0, null);
+        return new TensorToWrite(name, shape, dtype, data, ScaleStorage.NONE, 0, ScaleRule.ABSMAX, null);
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.qnat.bnb;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -17,6 +18,7 @@ import dev.qnat.format.TensorToWrite;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
 import dev.qnat.nf4.Nf4Codebook;
+import dev.qnat.nf4.ScaleRule;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsFile;
 import dev.qnat.safetensors.SafetensorsTensor;
@@ -28,6 +30,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -61,7 +64,73 @@ class BitsandbytesTest {
     @ParameterizedTest
     @ValueSource(booleans = {false, true})
     void exportHasBitsandbytesLayoutAndImportGivesTheSameQnat(boolean doubleQuant) throws Exception {
-        exportAndCompare(ConversionTest.MODEL, doubleQuant, 1);
+        exportAndCompare(ConversionTest.MODEL, doubleQuant, 1, ScaleRule.ABSMAX);
+    }
+
+    /**
+     * MSE scales: the export imports to the QNAT file written directly, and dequantizes by bitsandbytes'
+     * own rule, computed here from the exported tensors alone, to exactly what qnat dequantizes.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void mseScalesExportImportAndDequantizeByTheBitsandbytesRule(boolean doubleQuant) throws Exception {
+        List<ConversionTest.Spec> model = List.of(new ConversionTest.Spec("a.weight", DType.BF16, new long[] {300, 701}, false),
+                new ConversionTest.Spec("b.weight", DType.F32, new long[] {257, 100}, false),
+                new ConversionTest.Spec("b.bias", DType.F32, new long[] {100}, false));
+        exportAndCompare(model, doubleQuant, 2, ScaleRule.MSE);
+        try (SafetensorsFile exported = SafetensorsFile.open(dir.resolve("bnb.safetensors"));
+             QnatFile direct = QnatFile.open(dir.resolve("direct.qnat"))) {
+            for (String name : List.of("a.weight", "b.weight")) {
+                QnatTensor q = direct.tensor(name).orElseThrow();
+                float[] ours = new float[(int) q.elementCount()];
+                q.dequantize(MemorySegment.ofArray(ours), FloatType.F32);
+                assertArrayEquals(ours, byBitsandbytesRule(exported, name, doubleQuant), name);
+                try (Checkpoint checkpoint = Checkpoint.open(dir.resolve("model.safetensors"))) {
+                    SafetensorsTensor in = checkpoint.tensor(name).orElseThrow();
+                    byte[] codes = new byte[(int) Nf4.packedSize(ours.length)];
+                    float[] absmax = new float[(int) Nf4.blockCount(ours.length, 64)];
+                    Nf4.quantize(in.data(), in.dtype().floatType().orElseThrow(), 64, MemorySegment.ofArray(codes),
+                            MemorySegment.ofArray(absmax));
+                    assertFalse(Arrays.equals(absmax, q.absmax(java.lang.foreign.Arena.ofAuto()).toArray(F32)),
+                            name + ": the MSE scales are not the absmax");
+                }
+            }
+        }
+    }
+
+    /**
+     * bitsandbytes' dequantize_4bit, from the exported tensors: element 2i's code in the high nibble,
+     * {@code quant_map[code] * absmax}, where a double-quantized absmax is
+     * {@code nested_quant_map[absmax_u8] * nested_absmax[block / 256] + nested_offset}, in float32.
+     */
+    private static float[] byBitsandbytesRule(SafetensorsFile f, String p, boolean doubleQuant) {
+        SafetensorsTensor packed = f.tensor(p).orElseThrow();
+        float[] quantMap = f.tensor(p + ".quant_map").orElseThrow().data().toArray(F32);
+        MemorySegment absmax = f.tensor(p + ".absmax").orElseThrow().data();
+        String state = new String(f.tensor(p + ".quant_state.bitsandbytes__nf4").orElseThrow().data()
+                .toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
+        java.util.regex.Matcher shape = java.util.regex.Pattern.compile("\"shape\": \\[(\\d+), (\\d+)\\]").matcher(state);
+        assertTrue(shape.find(), state);
+        int n = Integer.parseInt(shape.group(1)) * Integer.parseInt(shape.group(2));
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) {
+            int b = i / 64;
+            float scale;
+            if (doubleQuant) {
+                java.util.regex.Matcher offset = java.util.regex.Pattern.compile("\"nested_offset\": ([0-9.e+-]+)")
+                        .matcher(state);
+                assertTrue(offset.find(), state);
+                float[] nestedMap = f.tensor(p + ".nested_quant_map").orElseThrow().data().toArray(F32);
+                float[] nested = f.tensor(p + ".nested_absmax").orElseThrow().data().toArray(F32);
+                scale = nestedMap[absmax.get(ValueLayout.JAVA_BYTE, b) & 0xFF] * nested[b / 256]
+                        + (float) Double.parseDouble(offset.group(1));
+            } else {
+                scale = absmax.getAtIndex(F32, b);
+            }
+            int packedByte = packed.data().get(ValueLayout.JAVA_BYTE, i / 2) & 0xFF;
+            values[i] = quantMap[i % 2 == 0 ? packedByte >>> 4 : packedByte & 0xF] * scale;
+        }
+        return values;
     }
 
     /** Tensors of several of the chunks in which the exporter finds the double-quantization offset, with a tail. */
@@ -70,14 +139,16 @@ class BitsandbytesTest {
     void largeTensorsExportAsWellOnSeveralThreads(boolean doubleQuant) throws Exception {
         exportAndCompare(List.of(new ConversionTest.Spec("a.weight", DType.BF16, new long[] {300, 701}, false),
                 new ConversionTest.Spec("b.weight", DType.F32, new long[] {257, 1000}, false),
-                new ConversionTest.Spec("b.bias", DType.F32, new long[] {1000}, false)), doubleQuant, 2);
+                new ConversionTest.Spec("b.bias", DType.F32, new long[] {1000}, false)), doubleQuant, 2, ScaleRule.ABSMAX);
     }
 
-    private void exportAndCompare(List<ConversionTest.Spec> model, boolean doubleQuant, int threads) throws Exception {
+    private void exportAndCompare(List<ConversionTest.Spec> model, boolean doubleQuant, int threads, ScaleRule rule)
+            throws Exception {
         Path original = dir.resolve("model.safetensors");
         ConversionTest.writeCheckpoint(original, model, 9);
         Path bnb = dir.resolve("bnb.safetensors");
-        Quantizer.Options options = Quantizer.Options.defaults().withDoubleQuant(doubleQuant).withThreads(threads);
+        Quantizer.Options options = Quantizer.Options.defaults().withDoubleQuant(doubleQuant).withThreads(threads)
+                .withScaleRule(rule);
         try (Checkpoint checkpoint = Checkpoint.open(original)) {
             long matrices = checkpoint.tensors().stream().filter(Quantizer.FLOAT_MATRICES).count();
             Quantizer.Summary summary = BitsandbytesExport.export(checkpoint, bnb, options);
@@ -90,7 +161,7 @@ class BitsandbytesTest {
                         assertEquals(-1, in.data().mismatch(exported.tensor(in.name()).orElseThrow().data()));
                         continue;
                     }
-                    checkExported(in, exported, doubleQuant);
+                    checkExported(in, exported, doubleQuant, rule);
                 }
             }
             Path direct = dir.resolve("direct.qnat");
@@ -115,18 +186,20 @@ class BitsandbytesTest {
         }
     }
 
-    private static void checkExported(SafetensorsTensor in, SafetensorsFile exported, boolean doubleQuant) {
+    private static void checkExported(SafetensorsTensor in, SafetensorsFile exported, boolean doubleQuant,
+                                      ScaleRule rule) {
         String p = in.name();
         long n = in.elementCount();
         long blocks = Nf4.blockCount(n, 64);
         byte[] codes = new byte[(int) Nf4.packedSize(n)];
         float[] absmax = new float[(int) blocks];
         Nf4.quantize(in.data(), in.dtype().floatType().orElseThrow(), 64, MemorySegment.ofArray(codes),
-                MemorySegment.ofArray(absmax));
+                MemorySegment.ofArray(absmax), rule);
         SafetensorsTensor packed = exported.tensor(p).orElseThrow();
         assertEquals(DType.U8, packed.dtype());
         assertArrayEquals(new long[] {(n + 1) / 2, 1}, packed.shape());
-        for (int i = 0; i < codes.length; i++) {
+        for (int i = 0; i < codes.length && !(doubleQuant && rule == ScaleRule.MSE); i++) {
+            // (MSE codes under double quantization follow the stored scales: byBitsandbytesRule checks them.)
             int ours = codes[i] & 0xFF;
             int theirs = packed.data().get(ValueLayout.JAVA_BYTE, i) & 0xFF;
             assertEquals(ours >>> 4 | (ours & 0xF) << 4, theirs, p + " byte " + i + ": element 2i in the high nibble");

@@ -7,24 +7,28 @@ package dev.qnat.nf4.kernel;
  *
  * <p>Everything is in units of the block's absmax: {@code u = x * (1 / absmax)} lies in [-1, 1], so no sum
  * overflows at any scale. Candidate k encodes {@code u * STEPS[k]}, that is the block at scale
- * {@code absmax * (17 + k) / 20}; its codes' levels l give {@code Sul = sum u l} and {@code Sll = sum l l},
- * the least-squares scale {@code Sul / Sll} for those codes and the error reduction {@code Sul^2 / Sll}
- * there (the score). Measured on N(0, 1) and Laplace blocks of 64 (numpy, 20 000 blocks): eight candidates
- * from 0.85 to 1.20 reached 0.926 and 0.939 of absmax's RMSE, a grid of 1001 scales 0.924 and 0.938; six
- * candidates 0.928 and 0.940, four 0.933 and 0.944. Scales above the absmax matter: without them the
- * best grid stopped at 0.937.
+ * {@code absmax * (18 + k) / 20} (0.90, 0.95, 1.00, 1.05, 1.10); its codes' levels l give {@code Sul = sum u l}
+ * and {@code Sll = sum l l}, the least-squares scale {@code Sul / Sll} for those codes and the error
+ * reduction {@code Sul^2 / Sll} there (the score). The best candidate's least-squares scale is the block's.
+ * Since 1.00 (the absmax codes) is a candidate, the result is never worse than absmax but for rounding.
+ *
+ * <p>Why five: each candidate is one threshold search per element, the kernel's whole cost. Measured on
+ * N(0, 1) and Laplace blocks of 64 (numpy, four draws of 20 000 blocks, RMSE against absmax's): these
+ * five reached 0.927 to 0.928 and 0.940; four (without 1.10) 0.928 to 0.929, too near the target of 0.93
+ * for a test on random draws; six from 0.85 0.926 to 0.927; eight from 0.85 to 1.20 0.926; a grid of 1001
+ * scales without the least-squares step 0.924. Candidates above 1.10 added nothing once refined.
  */
 final class MseScaleRule {
     /** Candidates per block. */
-    static final int CANDIDATES = 8;
+    static final int CANDIDATES = 5;
     /** Elements of a block summed in the vector order: whole groups of this many from the block's start. */
     static final int GROUP = 16;
-    /** Candidate k multiplies u by {@code (float) (20.0 / (17 + k))}; k = 3 is 1 (the absmax codes). */
+    /** Candidate k multiplies u by {@code (float) (20.0 / (18 + k))}; k = 2 is 1 (the absmax codes). */
     static final float[] STEPS = new float[CANDIDATES];
 
     static {
         for (int k = 0; k < CANDIDATES; k++) {
-            STEPS[k] = (float) (20.0 / (17 + k));
+            STEPS[k] = (float) (20.0 / (18 + k));
         }
     }
 

@@ -26,7 +26,6 @@ import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -223,40 +222,10 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                 float bestCross = 0f;
                 float bestLevels = 1f;
                 for (float step : MseScaleRule.STEPS) {
-                    FloatVector stepVector = FloatVector.broadcast(FLOATS, step);
-                    FloatVector cross0 = FloatVector.zero(FLOATS);
-                    FloatVector cross1 = cross0;
-                    FloatVector cross2 = cross0;
-                    FloatVector cross3 = cross0;
-                    FloatVector levels0 = cross0;
-                    FloatVector levels1 = cross0;
-                    FloatVector levels2 = cross0;
-                    FloatVector levels3 = cross0;
-                    for (int g = 0; g < grouped; g += MseScaleRule.GROUP) {
-                        FloatVector u = FloatVector.fromArray(FLOATS, normalized, g);
-                        FloatVector level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
-                        cross0 = u.fma(level, cross0);
-                        levels0 = level.fma(level, levels0);
-                        if (LANES <= 8) {
-                            u = FloatVector.fromArray(FLOATS, normalized, g + LANES);
-                            level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
-                            cross1 = u.fma(level, cross1);
-                            levels1 = level.fma(level, levels1);
-                        }
-                        if (LANES == 4) {
-                            u = FloatVector.fromArray(FLOATS, normalized, g + 8);
-                            level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
-                            cross2 = u.fma(level, cross2);
-                            levels2 = level.fma(level, levels2);
-                            u = FloatVector.fromArray(FLOATS, normalized, g + 12);
-                            level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
-                            cross3 = u.fma(level, cross3);
-                            levels3 = level.fma(level, levels3);
-                        }
-                    }
-                    float cross = tree(cross0, cross1, cross2, cross3)
+                    long sums = candidateSums(normalized, grouped, step, quarters, eighths, eighthsHigh, t0, t1, t2, t3);
+                    float cross = Float.intBitsToFloat((int) (sums >>> 32))
                             + ScalarNf4Kernels.restCross(normalized, grouped, length, step);
-                    float levels = tree(levels0, levels1, levels2, levels3)
+                    float levels = Float.intBitsToFloat((int) sums)
                             + ScalarNf4Kernels.restLevels(normalized, grouped, length, step);
                     float score = MseScaleRule.score(cross, levels);
                     if (score > bestScore) {
@@ -269,6 +238,50 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             }
             scales.set(ScalarNf4Kernels.FLOAT, 4 * block, scale);
         }
+    }
+
+    /**
+     * One candidate's {@code sum u l} and {@code sum l l} over the whole groups of 16 of a block, as the
+     * float bits of the high and the low half. Vector k of the block adds into the partial sums of
+     * {@code k mod (16 / LANES)}: the accumulators rotate after each vector, so that the loop body calls
+     * the level search once. (Four calls in the body at 128 bits, two at 256, passed C2's node budget
+     * (NodeCountInliningCutoff): the helpers were called out of line with their vectors boxed, 150 bytes
+     * allocated per element.) This method returns no vector for the same reason.
+     */
+    private static long candidateSums(float[] normalized, int grouped, float step, IntVector quarters,
+                                      IntVector eighths, IntVector eighthsHigh, IntVector t0, IntVector t1,
+                                      IntVector t2, IntVector t3) {
+        FloatVector stepVector = FloatVector.broadcast(FLOATS, step);
+        // cross0/levels0 take the next vector; cross3/levels3 the oldest partial sums (16 / LANES of them in use).
+        FloatVector cross0 = FloatVector.zero(FLOATS);
+        FloatVector cross1 = cross0;
+        FloatVector cross2 = cross0;
+        FloatVector cross3 = cross0;
+        FloatVector levels0 = cross0;
+        FloatVector levels1 = cross0;
+        FloatVector levels2 = cross0;
+        FloatVector levels3 = cross0;
+        for (int i = 0; i < grouped; i += LANES) {
+            FloatVector u = FloatVector.fromArray(FLOATS, normalized, i);
+            FloatVector level = levelOf(u.mul(stepVector), quarters, eighths, eighthsHigh, t0, t1, t2, t3);
+            // The partial sums of this vector's lanes are those used 16 / LANES vectors ago.
+            FloatVector cross = u.fma(level, LANES == 16 ? cross0 : LANES == 8 ? cross1 : cross3);
+            FloatVector levels = level.fma(level, LANES == 16 ? levels0 : LANES == 8 ? levels1 : levels3);
+            cross3 = cross2;
+            cross2 = cross1;
+            cross1 = cross0;
+            cross0 = cross;
+            levels3 = levels2;
+            levels2 = levels1;
+            levels1 = levels0;
+            levels0 = levels;
+        }
+        // Now cross0 holds the last vector's partial sums, cross1 the one's before, and so on.
+        float cross = LANES == 16 ? tree(cross0, null, null, null)
+                : LANES == 8 ? tree(cross1, cross0, null, null) : tree(cross3, cross2, cross1, cross0);
+        float levels = LANES == 16 ? tree(levels0, null, null, null)
+                : LANES == 8 ? tree(levels1, levels0, null, null) : tree(levels3, levels2, levels1, levels0);
+        return (long) Float.floatToRawIntBits(cross) << 32 | (Float.floatToRawIntBits(levels) & 0xFFFFFFFFL);
     }
 
     /** {@code u = x * reciprocal} of a block's elements into {@code normalized}, as the scalar rule forms it. */
@@ -291,18 +304,22 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     /**
      * One candidate's sum from its 16 partial sums, held as lanes of 16 / LANES vectors in index order
      * (vectors past those unused), in MseScaleRule's order: {@code h_j = p_j + p_(j+8)}, then
-     * {@code q_j = h_j + h_(j+4)}, then the tree of q0..q3. Float addition commutes exactly, so adding a
-     * vector to its own rotation forms each h_j or q_j in its low lanes.
+     * {@code q_j = h_j + h_(j+4)}, then the tree of q0..q3.
      */
     private static float tree(FloatVector p0, FloatVector p1, FloatVector p2, FloatVector p3) {
-        FloatVector q;
         if (LANES == 4) {
-            q = p0.add(p2).add(p1.add(p3));
-        } else {
-            FloatVector h = LANES == 8 ? p0.add(p1) : p0.add(p0.rearrange(VectorShuffle.iota(FLOATS, 8, 1, true)));
-            q = h.add(h.rearrange(VectorShuffle.iota(FLOATS, 4, 1, true)));
+            FloatVector q = p0.add(p2).add(p1.add(p3));
+            return MseScaleRule.tree(q.lane(0), q.lane(1), q.lane(2), q.lane(3));
         }
-        return MseScaleRule.tree(q.lane(0), q.lane(1), q.lane(2), q.lane(3));
+        if (LANES == 8) {
+            FloatVector h = p0.add(p1);
+            return MseScaleRule.tree(h.lane(0) + h.lane(4), h.lane(1) + h.lane(5), h.lane(2) + h.lane(6),
+                    h.lane(3) + h.lane(7));
+        }
+        return MseScaleRule.tree((p0.lane(0) + p0.lane(8)) + (p0.lane(4) + p0.lane(12)),
+                (p0.lane(1) + p0.lane(9)) + (p0.lane(5) + p0.lane(13)),
+                (p0.lane(2) + p0.lane(10)) + (p0.lane(6) + p0.lane(14)),
+                (p0.lane(3) + p0.lane(11)) + (p0.lane(7) + p0.lane(15)));
     }
 
     private static float absmax(MemorySegment src, FloatType type, long start, int length) {
