@@ -39,17 +39,24 @@ public final class EmbeddingAccuracy {
     /** The NF4 variants of the full benchmark. */
     public static final List<Variant> VARIANTS = List.of(
             new Variant(64, true, ScaleRule.ABSMAX),
+            new Variant(64, true, ScaleRule.MSE),
             new Variant(64, false, ScaleRule.ABSMAX),
+            new Variant(64, false, ScaleRule.MSE),
             new Variant(32, true, ScaleRule.ABSMAX),
-            new Variant(128, true, ScaleRule.ABSMAX));
+            new Variant(32, true, ScaleRule.MSE),
+            new Variant(128, true, ScaleRule.ABSMAX),
+            new Variant(128, true, ScaleRule.MSE));
 
     /**
      * One row of the table.
      *
      * @param bitsPerWeight stored bits per weight of the matrices; NaN where not measured here
      * @param relativeWeightRmse RMSE of the quantized weights over their RMS; NaN where not measured here
+     * @param rmseVsAbsmax the weight RMSE over that of absmax scales at the same block size and double
+     *     quantization; NaN where that variant was not measured
      */
-    public record Row(String label, double bitsPerWeight, EmbeddingComparison comparison, double relativeWeightRmse) {}
+    public record Row(String label, double bitsPerWeight, EmbeddingComparison comparison, double relativeWeightRmse,
+                      double rmseVsAbsmax) {}
 
     /**
      * The measurements.
@@ -136,18 +143,28 @@ public final class EmbeddingAccuracy {
             float[][] reference = embed(tokenizer, model, Map.of(), shapes, sentences, threads);
             paraphraseNeighbours = paraphraseNeighbours(reference);
             float[][] control = embed(tokenizer, model, original, shapes, sentences, threads);
-            rows.add(new Row("F32, weights replaced by themselves", 32, EmbeddingComparison.of(reference, control), 0));
+            rows.add(new Row("F32, weights replaced by themselves", 32, EmbeddingComparison.of(reference, control), 0,
+                    Double.NaN));
+            Map<Variant, Nf4RoundTrip.Result> roundTrips = new LinkedHashMap<>();
+            Map<Variant, EmbeddingComparison> comparisons = new LinkedHashMap<>();
             for (Variant variant : variants) {
                 Nf4RoundTrip.Result roundTrip = Nf4RoundTrip.run(parsed, variant, tempDir);
                 float[][] embeddings = embed(tokenizer, model, roundTrip.weights(), shapes, sentences, threads);
+                // Only the figures are kept: the next variant's weights need the memory.
+                roundTrips.put(variant, new Nf4RoundTrip.Result(Map.of(), roundTrip.error(), roundTrip.bitsPerWeight()));
+                comparisons.put(variant, EmbeddingComparison.of(reference, embeddings));
+            }
+            for (Variant variant : variants) {
+                Nf4RoundTrip.Result roundTrip = roundTrips.get(variant);
+                Nf4RoundTrip.Result absmax = roundTrips.get(variant.withScales(ScaleRule.ABSMAX));
                 double relativeRmse = Math.sqrt(roundTrip.error().sumSquaredError() / roundTrip.error().sumSquaredSignal());
-                rows.add(new Row(variant.label(), roundTrip.bitsPerWeight(), EmbeddingComparison.of(reference, embeddings),
-                        relativeRmse));
+                rows.add(new Row(variant.label(), roundTrip.bitsPerWeight(), comparisons.get(variant), relativeRmse,
+                        absmax == null ? Double.NaN : roundTrip.error().rmse() / absmax.error().rmse()));
             }
             if (int8) {
                 float[][] embeddings = embed(tokenizer, resource(INT8_MODEL), Map.of(), Map.of(), sentences, threads);
                 rows.add(new Row("int8 (langchain4j's all-minilm-l6-v2-q)", Double.NaN,
-                        EmbeddingComparison.of(reference, embeddings), Double.NaN));
+                        EmbeddingComparison.of(reference, embeddings), Double.NaN, Double.NaN));
             }
         } finally {
             Files.deleteIfExists(tempDir);
@@ -198,16 +215,20 @@ public final class EmbeddingAccuracy {
                 .append(String.format(Locale.ROOT, " With F32, %.1f%% of the sentences have their paraphrase as nearest"
                         + " neighbour.%n%n", 100 * report.paraphraseNeighbours()));
         out.append("| weights | bits per weight | mean cosine | 5th percentile | minimum | same nearest neighbour |"
-                + " weight RMSE / RMS |\n");
-        out.append("|---|---:|---:|---:|---:|---:|---:|\n");
+                + " weight RMSE / RMS | weight RMSE vs absmax |\n");
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for (Row row : report.rows()) {
             EmbeddingComparison c = row.comparison();
-            out.append(String.format(Locale.ROOT, "| %s | %s | %.5f | %.5f | %.5f | %.1f%% | %s |%n", row.label(),
+            out.append(String.format(Locale.ROOT, "| %s | %s | %.5f | %.5f | %.5f | %.1f%% | %s | %s |%n", row.label(),
                     Double.isNaN(row.bitsPerWeight()) ? "about 8" : String.format(Locale.ROOT, "%.3f", row.bitsPerWeight()),
                     c.meanCosine(), c.p5Cosine(), c.minCosine(), 100 * c.sameNeighbour(),
-                    Double.isNaN(row.relativeWeightRmse()) ? "" : String.format(Locale.ROOT, "%.4f", row.relativeWeightRmse())));
+                    optional("%.4f", row.relativeWeightRmse()), optional("%.3fx", row.rmseVsAbsmax())));
         }
         return out.toString();
+    }
+
+    private static String optional(String format, double value) {
+        return Double.isNaN(value) ? "" : String.format(Locale.ROOT, format, value);
     }
 
     /** The rows as JSON. */
@@ -229,6 +250,7 @@ public final class EmbeddingAccuracy {
                 json.writeNumberField("minCosine", row.comparison().minCosine());
                 json.writeNumberField("sameNearestNeighbour", row.comparison().sameNeighbour());
                 writeNumberOrNull(json, "weightRmseOverRms", row.relativeWeightRmse());
+                writeNumberOrNull(json, "weightRmseVsAbsmax", row.rmseVsAbsmax());
                 json.writeEndObject();
             }
             json.writeEndArray();

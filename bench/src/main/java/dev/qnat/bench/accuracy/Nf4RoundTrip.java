@@ -88,11 +88,8 @@ public final class Nf4RoundTrip {
     }
 
     private static TensorToWrite toWrite(String name, long[] shape, MemorySegment data, Variant variant) {
-        return switch (variant.scales()) {
-            case ABSMAX -> TensorToWrite.nf4(name, shape, DType.F32, data, variant.blockSize(), variant.doubleQuant());
-            case MSE -> throw new UnsupportedOperationException("mse scales need TensorToWrite.nf4(..., ScaleRule),"
-                    + " not in qnat yet");
-        };
+        return TensorToWrite.nf4(name, shape, DType.F32, data, variant.blockSize(), variant.doubleQuant(),
+                variant.scales());
     }
 
     private static void measure(byte[] original, float[] restored, QuantizationError error) {

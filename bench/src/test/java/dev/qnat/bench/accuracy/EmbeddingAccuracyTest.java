@@ -3,6 +3,7 @@ package dev.qnat.bench.accuracy;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.qnat.nf4.ScaleRule;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -12,7 +13,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The real-model check of issue 15 on a reduced sentence set: NF4 at qnat's defaults keeps
- * all-MiniLM-L6-v2's sentence embeddings close to F32's. The full table is bench/accuracy.sh's.
+ * all-MiniLM-L6-v2's sentence embeddings close to F32's, and mse scales do no worse than absmax. The full
+ * table is bench/accuracy.sh's.
  */
 class EmbeddingAccuracyTest {
     private static final int SENTENCES = 40;
@@ -23,7 +25,9 @@ class EmbeddingAccuracyTest {
     @BeforeAll
     static void measure() throws Exception {
         List<String> sentences = EmbeddingAccuracy.sentences().subList(0, SENTENCES);
-        EmbeddingAccuracy.Report report = EmbeddingAccuracy.measure(sentences, List.of(Variant.DEFAULT), false, 1);
+        List<Variant> variants = List.of(Variant.DEFAULT, Variant.DEFAULT.withScales(ScaleRule.MSE),
+                new Variant(64, false, ScaleRule.ABSMAX), new Variant(64, false, ScaleRule.MSE));
+        EmbeddingAccuracy.Report report = EmbeddingAccuracy.measure(sentences, variants, false, 1);
         rows = report.rows().stream().collect(Collectors.toMap(EmbeddingAccuracy.Row::label, Function.identity()));
     }
 
@@ -49,5 +53,17 @@ class EmbeddingAccuracyTest {
         assertTrue(nf4.meanCosine() < 0.9999, "mean cosine " + nf4.meanCosine() + ": were the weights replaced?");
         assertTrue(nf4.meanCosine() >= MIN_MEAN_COSINE, "NF4 " + Variant.DEFAULT.label() + " mean cosine "
                 + nf4.meanCosine() + ", under " + MIN_MEAN_COSINE);
+    }
+
+    @Test
+    void mseScalesDoNoWorseThanAbsmax() {
+        for (boolean doubleQuant : new boolean[] {true, false}) {
+            Variant absmax = new Variant(64, doubleQuant, ScaleRule.ABSMAX);
+            Variant mse = absmax.withScales(ScaleRule.MSE);
+            double absmaxCosine = rows.get(absmax.label()).comparison().meanCosine();
+            double mseCosine = rows.get(mse.label()).comparison().meanCosine();
+            assertTrue(mseCosine >= absmaxCosine, mse.label() + " mean cosine " + mseCosine + ", under "
+                    + absmax.label() + "'s " + absmaxCosine);
+        }
     }
 }
