@@ -4,6 +4,7 @@ import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.onnxruntime.OrtException;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
+import dev.qnat.nf4.QuantizationError;
 import dev.qnat.nf4.ScaleRule;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -66,6 +67,9 @@ public final class EmbeddingAccuracy {
      */
     public record Report(int sentences, double paraphraseNeighbours, List<Row> rows) {}
 
+    // One variant's figures, without its weights (the next variant's need the memory).
+    private record Measured(QuantizationError error, double bitsPerWeight, EmbeddingComparison comparison) {}
+
     private EmbeddingAccuracy() {}
 
     public static void main(String[] args) {
@@ -92,7 +96,7 @@ public final class EmbeddingAccuracy {
             Report report = measure(sentences, VARIANTS, true, threads);
             System.out.print(json ? json(report) : markdown(report));
         } catch (IOException | OrtException | RuntimeException e) {
-            System.err.println("error: " + e.getMessage());
+            System.err.println("error: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
             System.exit(1);
         }
     }
@@ -145,31 +149,38 @@ public final class EmbeddingAccuracy {
             float[][] control = embed(tokenizer, model, original, shapes, sentences, threads);
             rows.add(new Row("F32, weights replaced by themselves", 32, EmbeddingComparison.of(reference, control), 0,
                     Double.NaN));
-            Map<Variant, Nf4RoundTrip.Result> roundTrips = new LinkedHashMap<>();
-            Map<Variant, EmbeddingComparison> comparisons = new LinkedHashMap<>();
+            Map<Variant, Measured> measured = new LinkedHashMap<>();
             for (Variant variant : variants) {
                 Nf4RoundTrip.Result roundTrip = Nf4RoundTrip.run(parsed, variant, tempDir);
                 float[][] embeddings = embed(tokenizer, model, roundTrip.weights(), shapes, sentences, threads);
-                // Only the figures are kept: the next variant's weights need the memory.
-                roundTrips.put(variant, new Nf4RoundTrip.Result(Map.of(), roundTrip.error(), roundTrip.bitsPerWeight()));
-                comparisons.put(variant, EmbeddingComparison.of(reference, embeddings));
+                measured.put(variant, new Measured(roundTrip.error(), roundTrip.bitsPerWeight(),
+                        EmbeddingComparison.of(reference, embeddings)));
             }
-            for (Variant variant : variants) {
-                Nf4RoundTrip.Result roundTrip = roundTrips.get(variant);
-                Nf4RoundTrip.Result absmax = roundTrips.get(variant.withScales(ScaleRule.ABSMAX));
-                double relativeRmse = Math.sqrt(roundTrip.error().sumSquaredError() / roundTrip.error().sumSquaredSignal());
-                rows.add(new Row(variant.label(), roundTrip.bitsPerWeight(), comparisons.get(variant), relativeRmse,
-                        absmax == null ? Double.NaN : roundTrip.error().rmse() / absmax.error().rmse()));
-            }
+            measured.forEach((variant, m) -> {
+                Measured absmax = measured.get(variant.withScales(ScaleRule.ABSMAX));
+                double relativeRmse = Math.sqrt(m.error().sumSquaredError() / m.error().sumSquaredSignal());
+                rows.add(new Row(variant.label(), m.bitsPerWeight(), m.comparison(), relativeRmse,
+                        absmax == null ? Double.NaN : m.error().rmse() / absmax.error().rmse()));
+            });
             if (int8) {
                 float[][] embeddings = embed(tokenizer, resource(INT8_MODEL), Map.of(), Map.of(), sentences, threads);
                 rows.add(new Row("int8 (langchain4j's all-minilm-l6-v2-q)", Double.NaN,
                         EmbeddingComparison.of(reference, embeddings), Double.NaN, Double.NaN));
             }
         } finally {
-            Files.deleteIfExists(tempDir);
+            deleteTree(tempDir);
         }
         return new Report(sentences.size(), paraphraseNeighbours, rows);
+    }
+
+    // Nf4RoundTrip deletes its files; this also takes what a failed write may have left.
+    private static void deleteTree(Path dir) throws IOException {
+        try (var files = Files.list(dir)) {
+            for (Path file : files.toList()) {
+                Files.deleteIfExists(file);
+            }
+        }
+        Files.deleteIfExists(dir);
     }
 
     // Sentences 2k and 2k + 1 are a pair; an odd last sentence has none and counts as a miss.
