@@ -152,7 +152,20 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             int length = (int) Math.min(blockSize, count - start);
             float blockAbsmax = absmax(src, type, start, length);
             absmax.set(ScalarNf4Kernels.FLOAT, 4 * block, blockAbsmax);
-            encodeBlock(src, type, start, length, blockAbsmax, codes, quarters, eighths, eighthsHigh);
+            float reciprocal = 1f / blockAbsmax;
+            int done = 0;
+            // Where 1 / absmax is infinite (absmax 0, or under 2^-128) the scalar rules take the block. (Not a
+            // call of encodeBlock: that read 7 to 13 % slower in three alternated JMH runs at 64 Mi F32, near
+            // this machine's noise, so the loop stays as it was measured.)
+            if (reciprocal != Float.POSITIVE_INFINITY) {
+                FloatVector scale = FloatVector.broadcast(FLOATS, reciprocal);
+                for (int end = length - LANES; done <= end; done += LANES) {
+                    encode(src, type, start + done, scale, codes, quarters, eighths, eighthsHigh);
+                }
+            }
+            if (done < length) {
+                ScalarNf4Kernels.encode(src, type, start, done, length, blockAbsmax, codes);
+            }
         }
     }
 
