@@ -9,7 +9,8 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * The codec on arbitrary bit patterns, lengths and block sizes: the vector kernels give the scalar
- * reference's bytes, or the call fails with one of the documented exceptions and writes nothing.
+ * reference's bytes, absmax and MSE scales alike, or the call fails with one of the documented exceptions
+ * and writes nothing.
  */
 class CodecFuzzTest {
     @BoundedFuzzTest
@@ -34,6 +35,17 @@ class CodecFuzzTest {
                 MemorySegment.ofArray(expectedAbsmax));
         assertEquals(-1, MemorySegment.ofArray(expectedCodes).mismatch(MemorySegment.ofArray(codes)), "codes");
         assertEquals(-1, MemorySegment.ofArray(expectedAbsmax).mismatch(MemorySegment.ofArray(absmax)), "absmax");
+        // MSE scales on the same finite input: the vector kernels' scale search gives the reference's bytes too.
+        byte[] mseCodes = new byte[codes.length];
+        float[] mseScales = new float[absmax.length];
+        Nf4.quantize(src, type, blockSize, MemorySegment.ofArray(mseCodes), MemorySegment.ofArray(mseScales), ScaleRule.MSE);
+        byte[] expectedMseCodes = new byte[codes.length];
+        float[] expectedMseScales = new float[absmax.length];
+        Nf4KernelProvider.scalar().mseScales(src, type, count, blockSize, 0, blocks, MemorySegment.ofArray(expectedMseScales));
+        Nf4KernelProvider.scalar().encode(src, type, count, blockSize, 0, blocks, MemorySegment.ofArray(expectedMseScales),
+                MemorySegment.ofArray(expectedMseCodes), null);
+        assertEquals(-1, MemorySegment.ofArray(expectedMseCodes).mismatch(MemorySegment.ofArray(mseCodes)), "MSE codes");
+        assertEquals(-1, MemorySegment.ofArray(expectedMseScales).mismatch(MemorySegment.ofArray(mseScales)), "MSE scales");
         for (FloatType out : FloatType.values()) {
             byte[] vector = new byte[count * out.byteSize()];
             byte[] scalar = new byte[count * out.byteSize()];

@@ -160,29 +160,32 @@ public final class OnnxModel {
     }
 
     private static void readInt64s(CodedInputStream in, int tag, List<Long> out) throws IOException {
+        readRepeated(in, tag, field -> out.add(field.readInt64()));
+    }
+
+    /** One value of a repeated field read by {@link #readRepeated}. */
+    @FunctionalInterface
+    private interface ValueReader {
+        void read(CodedInputStream in) throws IOException;
+    }
+
+    /** A repeated scalar field's values at {@code tag}: packed (length-delimited) or a single value. */
+    private static void readRepeated(CodedInputStream in, int tag, ValueReader value) throws IOException {
         if (WireFormat.getTagWireType(tag) == WireFormat.WIRETYPE_LENGTH_DELIMITED) {
             int limit = in.pushLimit(in.readRawVarint32());
             while (in.getBytesUntilLimit() > 0) {
-                out.add(in.readInt64());
+                value.read(in);
             }
             in.popLimit(limit);
         } else {
-            out.add(in.readInt64());
+            value.read(in);
         }
     }
 
     // float_data, packed or not, as little-endian bytes like raw_data.
     private static ByteBuffer appendFloats(CodedInputStream in, int tag, ByteBuffer floats) throws IOException {
         List<Float> read = new ArrayList<>();
-        if (WireFormat.getTagWireType(tag) == WireFormat.WIRETYPE_LENGTH_DELIMITED) {
-            int limit = in.pushLimit(in.readRawVarint32());
-            while (in.getBytesUntilLimit() > 0) {
-                read.add(in.readFloat());
-            }
-            in.popLimit(limit);
-        } else {
-            read.add(in.readFloat());
-        }
+        readRepeated(in, tag, field -> read.add(field.readFloat()));
         ByteBuffer grown = ByteBuffer.allocate(floats.position() + read.size() * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
         grown.put(floats.flip());
         read.forEach(grown::putFloat);
