@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.qnat.TestJvm;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -60,7 +61,7 @@ class LargeFileTest {
         assumeTrue(usable > 2 * needed, "needs " + 2 * needed + " bytes free in " + dir + ", has " + usable);
         Path out = dir.resolve("large.qnat");
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xmx256m", "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"),
+                "-Xmx256m", "--add-modules", "jdk.incubator.vector", "-cp", TestJvm.classPath(),
                 Writer.class.getName(), out.toString(), dir.toString()));
         Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
         assertTrue(process.waitFor(300, TimeUnit.SECONDS), "the writer did not finish in 5 minutes");

@@ -1,5 +1,6 @@
 package dev.qnat.io;
 
+import dev.qnat.TestJvm;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -20,7 +21,7 @@ public final class LockHolder {
     /** Starts a holder of {@code file}'s lock and waits until it holds it. */
     public static Process start(Path file) throws Exception {
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        Process process = new ProcessBuilder(java.toString(), "-cp", System.getProperty("java.class.path"),
+        Process process = new ProcessBuilder(java.toString(), "-cp", TestJvm.classPath(),
                 LockHolder.class.getName(), file.toString()).redirectErrorStream(true).start();
         String line = new java.io.BufferedReader(new java.io.InputStreamReader(process.getInputStream())).readLine();
         if (!"locked".equals(line)) {

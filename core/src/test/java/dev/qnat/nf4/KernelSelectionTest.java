@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.qnat.TestJvm;
 import dev.qnat.nf4.kernel.Nf4KernelProvider;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -32,7 +33,7 @@ class KernelSelectionTest {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.addAll(List.of(jvmOptions));
-        command.addAll(List.of("-cp", System.getProperty("java.class.path"), Probe.class.getName()));
+        command.addAll(List.of("-cp", TestJvm.classPath(), Probe.class.getName()));
         Process process = new ProcessBuilder(command).start();
         assertTrue(process.waitFor(60, TimeUnit.SECONDS), "probe JVM did not finish");
         String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
