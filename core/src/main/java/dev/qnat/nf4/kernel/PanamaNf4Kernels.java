@@ -212,20 +212,30 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     /** Elements whose MSE scales are chosen together: one candidate runs over all their blocks in turn. */
     private static final int MSE_CHUNK_ELEMENTS = 1 << 12;
 
-    /** Per thread: a chunk in absmax units, its codes, its blocks' absmax and each candidate's sums; grown as needed. */
+    /**
+     * Per thread: a chunk in absmax units, each element's threshold and two levels (candidateBounds), its
+     * blocks' absmax and each candidate's sums; grown as needed.
+     */
     private static final ThreadLocal<MseScratch> MSE_SCRATCH = ThreadLocal.withInitial(MseScratch::new);
 
     private static final class MseScratch {
-        float[] normalized = new float[MSE_CHUNK_ELEMENTS];
-        int[] codes = new int[MSE_CHUNK_ELEMENTS];
+        // One vector more than a chunk: candidateBounds runs whole vectors past the chunk's last element.
+        float[] normalized = new float[MSE_CHUNK_ELEMENTS + LANES];
+        int[] indexes = new int[MSE_CHUNK_ELEMENTS + LANES];
+        float[] thresholds = new float[MSE_CHUNK_ELEMENTS + LANES];
+        float[] lowLevels = new float[MSE_CHUNK_ELEMENTS + LANES];
+        float[] highLevels = new float[MSE_CHUNK_ELEMENTS + LANES];
         float[] absmax = new float[MSE_CHUNK_ELEMENTS / 2];
         float[] cross = new float[MseScaleRule.CANDIDATES * MSE_CHUNK_ELEMENTS / 2];
         float[] levels = new float[MseScaleRule.CANDIDATES * MSE_CHUNK_ELEMENTS / 2];
 
         MseScratch fit(int elements) {
-            if (normalized.length < elements) {
-                normalized = new float[elements];
-                codes = new int[elements];
+            if (normalized.length < elements + LANES) {
+                normalized = new float[elements + LANES];
+                indexes = new int[elements + LANES];
+                thresholds = new float[elements + LANES];
+                lowLevels = new float[elements + LANES];
+                highLevels = new float[elements + LANES];
             }
             return this;
         }
@@ -267,11 +277,9 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                     normalize(src, type, start, length, 1f / blockAbsmax, scratch.normalized, b * blockSize);
                 }
             }
-            firstCodes(scratch.normalized, blockSize, elements, MseScaleRule.STEPS[0], quarters, eighths, eighthsHigh,
-                    scratch.codes);
+            candidateBounds(scratch, elements, quarters, eighths, eighthsHigh, m0, m1, m2, m3, t0, t1, t2, t3);
             for (int k = 0; k < MseScaleRule.CANDIDATES; k++) {
-                candidateSums(scratch.normalized, blockSize, elements, MseScaleRule.STEPS[k], scratch.codes, m0, m1, m2,
-                        m3, t0, t1, t2, t3, scratch.cross, scratch.levels, k * blocks);
+                candidateSums(scratch, blockSize, elements, MseScaleRule.STEPS[k], k * blocks);
             }
             for (int b = 0; b < blocks; b++) {
                 float blockAbsmax = scratch.absmax[b];
@@ -282,43 +290,54 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     }
 
     /**
-     * The codes of the first candidate, {@code u * STEPS[0]}, by the full threshold search, over the whole
-     * groups of 16 of each block of a chunk: where {@link #candidateSums} starts from.
+     * For each element of the whole groups of 16 of each block of a chunk: the one threshold that can part
+     * its codes over all candidates, and the levels of the codes on either side. Candidates come in
+     * decreasing steps from 20 / 18 to 20 / 22, so {@code v = u * step} keeps its sign and its magnitude
+     * falls by a factor of at most 22 / 18 = 1.22 in all, while neighbouring thresholds on either side of 0
+     * are at least 1.28 times apart: v crosses at most one threshold over all candidates
+     * (MseScaleRuleTest checks the constants). With {@code c} the first candidate's code by the full
+     * search and {@code i = c - (u > 0)}, candidate k's code is {@code i + (v_k > t[i])}: the codes below
+     * a positive v only fall, those of a negative one only rise, and for the first candidate it is c.
      */
-    private static void firstCodes(float[] normalized, int blockSize, int elements, float step, IntVector quarters,
-                                   IntVector eighths, IntVector eighthsHigh, int[] codes) {
-        FloatVector stepVector = FloatVector.broadcast(FLOATS, step);
-        for (int from = 0; from < elements; from += blockSize) {
-            int end = Math.min(elements, from + blockSize);
-            int groupedEnd = end - (end - from) % MseScaleRule.GROUP;
-            for (int i = from; i < groupedEnd; i += LANES) {
-                search(FloatVector.fromArray(FLOATS, normalized, i).mul(stepVector), quarters, eighths, eighthsHigh)
-                        .intoArray(codes, i);
-            }
+    private static void candidateBounds(MseScratch scratch, int elements, IntVector quarters, IntVector eighths,
+                                        IntVector eighthsHigh, IntVector m0, IntVector m1, IntVector m2, IntVector m3,
+                                        IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
+        // Element by element, so over the whole chunk in whole vectors, whatever the blocks (values past the
+        // searched blocks' elements are left from before and their results unused). One lookup per loop:
+        // more in one body passed C2's node budget and boxed the vectors (40 bytes per element).
+        FloatVector firstStep = FloatVector.broadcast(FLOATS, MseScaleRule.STEPS[0]);
+        for (int i = 0; i < elements; i += LANES) {
+            FloatVector u = FloatVector.fromArray(FLOATS, scratch.normalized, i);
+            search(u.mul(firstStep), quarters, eighths, eighthsHigh).sub(1, u.compare(GT, 0f).cast(INTS))
+                    .intoArray(scratch.indexes, i);
+        }
+        lookupAll(scratch.indexes, 0, elements, m0, m1, m2, m3, scratch.thresholds);
+        lookupAll(scratch.indexes, 0, elements, t0, t1, t2, t3, scratch.lowLevels);
+        lookupAll(scratch.indexes, 1, elements, t0, t1, t2, t3, scratch.highLevels);
+    }
+
+    /** {@code into[i] = table[indexes[i] + shift]} for the whole vectors covering {@code [0, elements)}. */
+    private static void lookupAll(int[] indexes, int shift, int elements, IntVector t0, IntVector t1, IntVector t2,
+                                  IntVector t3, float[] into) {
+        for (int i = 0; i < elements; i += LANES) {
+            lookup(IntVector.fromArray(INTS, indexes, i).add(shift), t0, t1, t2, t3).reinterpretAsFloats()
+                    .intoArray(into, i);
         }
     }
 
     /**
      * One candidate's {@code sum u l} and {@code sum l l} for each block of a chunk (blocks that keep their
-     * absmax too; their sums go unused), into {@code cross} and {@code levels} from {@code at}.
-     *
-     * <p>The codes are the previous candidate's, in {@code codes}, updated in place, not searched again:
-     * candidates come in decreasing steps, so {@code v = u * step} keeps its sign and shrinks by a factor of
-     * at most 19 / 18, and so crosses at most one threshold: neighbouring thresholds on either side of 0 are
-     * at least 1.28 times apart. A positive v can only fall to the next code down, a negative one rise to the
-     * next up: with {@code i = code - (u > 0)}, the code is {@code i + (v > t[i])}. That is exact for codes
-     * already right as well, so the first candidate runs it on its own searched codes. (A full search per
-     * candidate: 6.93 ns per element for the whole call against 6.35, JMH at 256 Ki F32, medians of three
-     * alternated runs. Each candidate still costs about 0.7 ns per element at block 1024, 0.9 at 64.)
+     * absmax too; their sums go unused), into the scratch's sums from {@code at}. Each level is one of the
+     * element's two (candidateBounds): a compare and a blend, no lookup. (A full threshold search per
+     * candidate ran the whole call at 6.9 ns per element, 256 Ki F32; updating the previous candidate's
+     * codes with a threshold and a level lookup, 6.35.)
      *
      * <p>Within a block, vector k adds into the partial sums of {@code k mod (16 / LANES)}: the accumulators
-     * rotate after each vector, so that the loop body has one code update and one level lookup. (Four of
-     * each in the body at 128 bits, two at 256, passed C2's node budget (NodeCountInliningCutoff): the
-     * helpers were called out of line with their vectors boxed, 150 bytes allocated per element.)
+     * rotate after each vector, so that the loop body is written once. (Four copies of the body at 128 bits,
+     * two at 256, passed C2's node budget (NodeCountInliningCutoff): the helpers were called out of line
+     * with their vectors boxed, 150 bytes allocated per element.)
      */
-    private static void candidateSums(float[] normalized, int blockSize, int elements, float step, int[] codes,
-                                      IntVector m0, IntVector m1, IntVector m2, IntVector m3, IntVector t0,
-                                      IntVector t1, IntVector t2, IntVector t3, float[] cross, float[] levels, int at) {
+    private static void candidateSums(MseScratch scratch, int blockSize, int elements, float step, int at) {
         FloatVector stepVector = FloatVector.broadcast(FLOATS, step);
         for (int from = 0, b = at; from < elements; from += blockSize, b++) {
             int end = Math.min(elements, from + blockSize);
@@ -333,13 +352,11 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             FloatVector levels2 = cross0;
             FloatVector levels3 = cross0;
             for (int i = from; i < groupedEnd; i += LANES) {
-                FloatVector u = FloatVector.fromArray(FLOATS, normalized, i);
-                FloatVector v = u.mul(stepVector);
-                IntVector index = IntVector.fromArray(INTS, codes, i).sub(1, u.compare(GT, 0f).cast(INTS));
-                IntVector code = index.add(1, v.compare(GT, lookup(index, m0, m1, m2, m3).reinterpretAsFloats())
-                        .cast(INTS));
-                code.intoArray(codes, i);
-                FloatVector level = lookup(code, t0, t1, t2, t3).reinterpretAsFloats();
+                FloatVector u = FloatVector.fromArray(FLOATS, scratch.normalized, i);
+                VectorMask<Float> upper = u.mul(stepVector)
+                        .compare(GT, FloatVector.fromArray(FLOATS, scratch.thresholds, i));
+                FloatVector level = FloatVector.fromArray(FLOATS, scratch.lowLevels, i)
+                        .blend(FloatVector.fromArray(FLOATS, scratch.highLevels, i), upper);
                 FloatVector crossSums = u.fma(level, sameLanes(cross0, cross1, cross3));
                 FloatVector levelSums = level.fma(level, sameLanes(levels0, levels1, levels3));
                 cross3 = cross2;
@@ -351,10 +368,10 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                 levels1 = levels0;
                 levels0 = levelSums;
             }
-            cross[b] = rotatedTree(cross0, cross1, cross2, cross3)
-                    + ScalarNf4Kernels.restCross(normalized, groupedEnd, end, step);
-            levels[b] = rotatedTree(levels0, levels1, levels2, levels3)
-                    + ScalarNf4Kernels.restLevels(normalized, groupedEnd, end, step);
+            scratch.cross[b] = rotatedTree(cross0, cross1, cross2, cross3)
+                    + ScalarNf4Kernels.restCross(scratch.normalized, groupedEnd, end, step);
+            scratch.levels[b] = rotatedTree(levels0, levels1, levels2, levels3)
+                    + ScalarNf4Kernels.restLevels(scratch.normalized, groupedEnd, end, step);
         }
     }
 
