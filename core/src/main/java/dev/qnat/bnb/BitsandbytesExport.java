@@ -203,7 +203,7 @@ public final class BitsandbytesExport {
         if (options.doubleQuant()) {
             try (Arena scratch = Arena.ofConfined()) {
                 MemorySegment scales = scratch.allocate(4 * blocks);
-                MemorySegment stored = slices.get(p + BitsandbytesNf4.ABSMAX);
+                MemorySegment scaleCodes = slices.get(p + BitsandbytesNf4.ABSMAX);
                 MemorySegment nested = slices.get(p + BitsandbytesNf4.NESTED_ABSMAX);
                 if (options.scaleRule() == ScaleRule.MSE) {
                     // The codes are chosen against the scales as stored (src/spec/nf4-codec.md, "MSE scales").
@@ -212,12 +212,11 @@ public final class BitsandbytesExport {
                     } catch (NonFiniteValueException e) {
                         throw new NonFiniteTensorException(t.name(), e);
                     }
-                    float offset = DoubleQuantization.quantize(scales, blocks, stored, nested);
-                    DoubleQuantization.dequantize(stored, nested, offset, DoubleQuantization.table(), blocks, scales);
+                    DoubleQuantization.quantizeToStored(scales, blocks, scaleCodes, nested);
                     Nf4.encodeBlocks(t.data(), type, options.blockSize(), 0, blocks, scales, codes, null);
                 } else {
                     quantize(t, type, options.blockSize(), codes, scales, ScaleRule.ABSMAX);
-                    DoubleQuantization.quantize(scales, blocks, stored, nested);
+                    DoubleQuantization.quantize(scales, blocks, scaleCodes, nested);
                 }
             }
             MemorySegment.copy(DoubleQuantization.table(), 0, slices.get(p + BitsandbytesNf4.NESTED_QUANT_MAP), F32, 0,

@@ -260,16 +260,20 @@ public final class QnatWriter {
             }
             if (tensor.doubleQuant()) {
                 MemorySegment values = absmax();
-                float dqOffset = DoubleQuantization.quantize(values, blocks, section(file, layout, index, SCALES),
-                        section(file, layout, index, NESTED_SCALES));
+                MemorySegment scaleCodes = section(file, layout, index, SCALES);
+                MemorySegment nested = section(file, layout, index, NESTED_SCALES);
+                if (tensor.scaleRule() == ScaleRule.MSE) {
+                    // The codes follow the scales as stored (src/spec/nf4-codec.md, "MSE scales").
+                    dqOffsets[index] = DoubleQuantization.quantizeToStored(values, blocks, scaleCodes, nested);
+                    measured = encodeAtStoredScales(values);
+                } else {
+                    dqOffsets[index] = DoubleQuantization.quantize(values, blocks, scaleCodes, nested);
+                    if (errors != null) {
+                        measured = errorAtStoredAbsmax(measured, values, dqOffsets[index]);
+                    }
+                }
                 MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, index, TABLE), F32, 0,
                         DoubleQuantization.TABLE_SIZE);
-                dqOffsets[index] = dqOffset;
-                if (tensor.scaleRule() == ScaleRule.MSE) {
-                    measured = encodeAtStoredScales(values, dqOffset);
-                } else if (errors != null) {
-                    measured = errorAtStoredAbsmax(measured, values, dqOffset);
-                }
                 freeScratch();
             }
             if (errors != null) {
@@ -278,15 +282,13 @@ public final class QnatWriter {
         }
 
         /**
-         * Writes the codes of a tensor whose MSE scales were double-quantized, against the scales as the
-         * file stores them (they replace the chosen ones in {@code values}), measuring them where asked.
+         * Writes the codes of a tensor whose MSE scales were double-quantized, against {@code stored}, the
+         * scales as the file stores them, measuring them where asked.
          */
-        private QuantizationError encodeAtStoredScales(MemorySegment values, float dqOffset) {
-            DoubleQuantization.dequantize(section(file, layout, index, SCALES), section(file, layout, index, NESTED_SCALES),
-                    dqOffset, DoubleQuantization.table(), blocks, values);
+        private QuantizationError encodeAtStoredScales(MemorySegment stored) {
             QuantizationError error = errors == null ? null : new QuantizationError();
             Nf4.encodeBlocks(tensor.data(), tensor.dtype().floatType().orElseThrow(), tensor.blockSize(), 0, blocks,
-                    values, section(file, layout, index, DATA), error);
+                    stored, section(file, layout, index, DATA), error);
             return error;
         }
 

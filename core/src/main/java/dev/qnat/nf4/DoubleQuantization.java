@@ -113,6 +113,18 @@ public final class DoubleQuantization {
     }
 
     /**
+     * Double-quantizes {@code blocks} scales as {@link #quantize} does, then replaces them in {@code scales}
+     * by the values a reader reconstructs from what was written ({@link #dequantize}): the scales as stored,
+     * against which MSE codes are chosen. Returns the offset.
+     */
+    public static float quantizeToStored(MemorySegment scales, long blocks, MemorySegment codes,
+                                         MemorySegment nestedAbsmax) {
+        float offset = quantize(scales, blocks, codes, nestedAbsmax);
+        dequantize(codes, nestedAbsmax, offset, SIGNED_DYNAMIC_MAP, blocks, scales);
+        return offset;
+    }
+
+    /**
      * The offset {@link #quantize} subtracts: the mean of {@code blocks} float32 absmax values, summed in
      * float64 and rounded to float32. The values must be finite.
      */
