@@ -16,6 +16,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -227,10 +228,15 @@ class CliTest {
         SafetensorsWriter.write(nan, Map.of(), List.of(SafetensorsWriter.Entry.copy("layer.weight", DType.F32,
                 new long[] {8, 16}, MemorySegment.ofArray(data.array()))));
         List<String> before = listing();
-        Result r = qnat("quantize", nan.toString(), "-o", dir.resolve("nan.qnat").toString());
-        assertEquals(3, r.code());
-        assertTrue(r.err().contains("'layer.weight'") && r.err().contains("element 77"), r.err());
-        assertEquals(before, listing(), "no output and no temp file");
+        for (List<String> options : List.of(List.<String>of(), List.of("--scales", "mse"),
+                List.of("--scales", "mse", "--no-double-quant"), List.of("--scales", "mse", "--format", "bnb"))) {
+            List<String> args = new ArrayList<>(List.of("quantize", nan.toString(), "-o", dir.resolve("nan.qnat").toString()));
+            args.addAll(options);
+            Result r = qnat(args.toArray(String[]::new));
+            assertEquals(3, r.code(), options.toString());
+            assertTrue(r.err().contains("'layer.weight'") && r.err().contains("element 77"), options + ": " + r.err());
+            assertEquals(before, listing(), options + ": no output and no temp file");
+        }
     }
 
     @Test
