@@ -68,9 +68,11 @@ class MappedInputCliTest {
         Path keptModel = dir.resolve("kept.safetensors");
         Files.copy(model, keptModel);
 
-        for (String format : List.of("qnat", "bnb")) {
-            Outcome q = runTruncatingInput(model, Files.size(model) / 3, "quantize", model.toString(), "-o",
-                    dir.resolve("out.bin").toString(), "--format", format, "--threads", "2");
+        for (String format : List.of("qnat", "bnb", "qnat --scales mse", "bnb --scales mse")) {
+            List<String> args = new ArrayList<>(List.of("quantize", model.toString(), "-o", dir.resolve("out.bin").toString(),
+                    "--threads", "2", "--format"));
+            args.addAll(List.of(format.split(" ")));
+            Outcome q = runTruncatingInput(model, Files.size(model) / 3, args.toArray(String[]::new));
             assertEquals(4, q.code(), q.output());
             assertTrue(q.output().contains("qnat: " + model.toRealPath() + ": changed size from"), q.output());
             assertTrue(!q.output().contains("\tat ") && !q.output().contains("fatal error"), q.output());
