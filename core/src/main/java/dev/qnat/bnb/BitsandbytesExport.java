@@ -51,6 +51,17 @@ public final class BitsandbytesExport {
      * Exports {@code checkpoint} to {@code target} with the block size, double quantization and tensor
      * selection of {@code options}; also writes {@code quantization_config.json} beside the target, the
      * block to merge into the model's config.json.
+     *
+     * @param checkpoint the open floating checkpoint; neither output may be one of its files
+     * @param target the safetensors file to create or replace; {@value #CONFIG_NAME} goes in the same folder
+     * @param options the selection, block size, double quantization, scale rule, threads and progress to use;
+     *                {@link Quantizer.Options#measure()} is ignored
+     * @return what was quantized and kept, {@code bytesOut} the model file's size; no errors, none measured
+     * @throws IllegalArgumentException the selection picks a tensor that is not F32, F16 or BF16
+     * @throws NonFiniteTensorException a tensor to quantize holds a NaN or an infinity
+     * @throws IOException an output is refused (the target named {@value #CONFIG_NAME}, say) or cannot be
+     *                     written, or a checkpoint file changed while it was read; the model is put in
+     *                     place only once both files are complete
      */
     public static Quantizer.Summary export(Checkpoint checkpoint, Path target, Quantizer.Options options)
             throws IOException {

@@ -8,9 +8,9 @@ import dev.qnat.convert.Dequantizer;
 import dev.qnat.format.DType;
 import dev.qnat.format.ElementCount;
 import dev.qnat.format.FormatException;
-import dev.qnat.format.JsonInput;
 import dev.qnat.format.QnatWriter;
 import dev.qnat.format.TensorToWrite;
+import dev.qnat.internal.JsonInput;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
@@ -40,14 +40,29 @@ import java.util.Set;
 public final class BitsandbytesImport {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    /** What an import found. */
+    /**
+     * What an import found.
+     *
+     * @param quantized NF4 weights imported, each from its codes and 4-bit state tensors
+     * @param kept tensors outside the 4-bit state, stored RAW
+     */
     public record Summary(int quantized, int kept) {}
 
     private record State(int blockSize, DType dtype, long[] shape, boolean nested, float offset) {}
 
     private BitsandbytesImport() {}
 
-    /** The tensors of a bitsandbytes checkpoint as QNAT would store them, in checkpoint order. */
+    /**
+     * The tensors of a bitsandbytes checkpoint as QNAT would store them, in checkpoint order.
+     *
+     * @param checkpoint the open checkpoint, whose tensors the plan's sections are views of
+     * @return one NF4 tensor (its {@link TensorToWrite#encoded()} set, codes high nibble first) per quant_state,
+     *         where its codes tensor stands, and every tensor outside the 4-bit state RAW; the state's own
+     *         tensors (absmax, quant_map, nested ones, quant_state) are not listed
+     * @throws FormatException a quant_state is not valid JSON, is not nf4, or has an unsupported block size,
+     *                         dtype, shape or nested quantization; or a part of the state is missing, has the wrong
+     *                         dtype or size, or a quant_map is not the NF4 codebook
+     */
     public static List<TensorToWrite> plan(Checkpoint checkpoint) throws FormatException {
         Set<String> consumed = new HashSet<>();
         Map<String, TensorToWrite> quantized = new LinkedHashMap<>();
@@ -96,7 +111,19 @@ public final class BitsandbytesImport {
         return tensors;
     }
 
-    /** Imports {@code checkpoint} into the QNAT file {@code target}. */
+    /**
+     * Imports {@code checkpoint} into the QNAT file {@code target}.
+     *
+     * @param checkpoint the open bitsandbytes checkpoint; the target may not be one of its files
+     * @param target the QNAT file to create or replace, only once it is complete
+     * @param threads worker threads, at least 1
+     * @param progress told of input bytes as they are processed
+     * @return how many weights were imported as NF4 and how many tensors kept RAW
+     * @throws FormatException the checkpoint's 4-bit state is malformed (see {@link #plan})
+     * @throws IllegalArgumentException {@code threads} is below 1
+     * @throws IOException the target is refused or cannot be written, or a checkpoint file changed while it
+     *                     was read; the target is left as it was
+     */
     public static Summary toQnat(Checkpoint checkpoint, Path target, int threads, QnatWriter.Progress progress)
             throws IOException {
         List<TensorToWrite> tensors = plan(checkpoint);
@@ -115,6 +142,17 @@ public final class BitsandbytesImport {
      * Writes a bitsandbytes NF4 checkpoint as plain safetensors: its 4-bit weights dequantized to
      * {@code dtype} (null: each weight's own dtype), everything else copied, as {@code qnat dequantize}
      * does with a QNAT file.
+     *
+     * @param checkpoint the open bitsandbytes checkpoint; the target may not be one of its files
+     * @param target the safetensors file to create or replace, only once it is complete
+     * @param dtype the float type of the dequantized weights; null for each weight's own dtype
+     * @param allowOverflow write values beyond the dtype's range as infinities (and count them) instead of
+     *                      failing with {@link Dequantizer.OverflowException}
+     * @return how many tensors were written and how many values overflowed
+     * @throws FormatException the checkpoint's 4-bit state is malformed (see {@link #plan})
+     * @throws Dequantizer.OverflowException a value exceeds {@code dtype}'s range and {@code allowOverflow} is false
+     * @throws IOException the target is refused or cannot be written, or a checkpoint file changed while it
+     *                     was read; the target is left as it was
      */
     public static Dequantizer.Summary toSafetensors(Checkpoint checkpoint, Path target, FloatType dtype,
                                                     boolean allowOverflow) throws IOException {
@@ -142,7 +180,12 @@ public final class BitsandbytesImport {
         }
     }
 
-    /** Whether a checkpoint holds bitsandbytes 4-bit weights (a quant_state tensor). */
+    /**
+     * Whether a checkpoint holds bitsandbytes 4-bit weights (a quant_state tensor).
+     *
+     * @param checkpoint the open checkpoint
+     * @return true when a tensor's name ends in {@value BitsandbytesNf4#STATE_SUFFIX}; its state is not checked
+     */
     public static boolean holdsNf4(Checkpoint checkpoint) {
         return checkpoint.tensors().stream().anyMatch(t -> t.name().endsWith(BitsandbytesNf4.STATE_SUFFIX));
     }

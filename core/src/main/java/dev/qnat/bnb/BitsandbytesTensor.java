@@ -24,7 +24,14 @@ public final class BitsandbytesTensor implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final MemorySegment absmax;
 
-    /** @param tensor an NF4 tensor of a bitsandbytes plan (its {@link TensorToWrite#encoded()} set) */
+    /**
+     * Prepares a tensor for reading: with double quantization its absmax values are reconstructed here,
+     * into memory this object holds until it is closed.
+     *
+     * @param tensor an NF4 tensor of a bitsandbytes plan (its {@link TensorToWrite#encoded()} set)
+     * @throws IllegalArgumentException {@code tensor} has no encoded sections (RAW, or NF4 still to be
+     *                                  quantized), or its codes are in QNAT's nibble order
+     */
     public BitsandbytesTensor(TensorToWrite tensor) {
         TensorToWrite.Encoded encoded = tensor.encoded();
         if (encoded == null || !encoded.highNibbleFirst()) {
@@ -41,11 +48,20 @@ public final class BitsandbytesTensor implements AutoCloseable {
         }
     }
 
+    /**
+     * The tensor read.
+     *
+     * @return the NF4 tensor given to the constructor, whose encoded sections are read
+     */
     public TensorToWrite tensor() {
         return tensor;
     }
 
-    /** The f32 absmax of every block. */
+    /**
+     * The f32 absmax of every block.
+     *
+     * @return one little-endian f32 per block, in block order; valid until this is closed
+     */
     public MemorySegment absmax() {
         return absmax;
     }
@@ -53,6 +69,13 @@ public final class BitsandbytesTensor implements AutoCloseable {
     /**
      * Writes elements {@code [from, from + n)} as {@code type} into {@code dst}, which holds {@code n}
      * of them; {@code from} is a multiple of the block size.
+     *
+     * @param from the index of the first element to read, a multiple of the block size
+     * @param dst where the values go: {@code n * type.byteSize()} bytes for {@code n} elements, which must not
+     *            run past the tensor's end
+     * @param type the float type to write
+     * @throws IllegalArgumentException {@code from} is not a multiple of the block size
+     * @throws IndexOutOfBoundsException the elements asked for run past the end of the tensor
      */
     public void read(long from, MemorySegment dst, FloatType type) {
         int blockSize = tensor.blockSize();
@@ -74,6 +97,7 @@ public final class BitsandbytesTensor implements AutoCloseable {
         }
     }
 
+    /** Frees the reconstructed absmax values; {@link #absmax()} and {@link #read} fail after this. */
     @Override
     public void close() {
         arena.close();

@@ -17,7 +17,13 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class Workers implements AutoCloseable {
     private final ExecutorService pool;
 
-    /** Starts {@code threads} threads named {@code name}. */
+    /**
+     * Starts {@code threads} threads named {@code name}.
+     *
+     * @param name the name of every thread, as thread dumps show it
+     * @param threads the number of threads, at least 1; tasks beyond it wait for a free one
+     * @throws IllegalArgumentException {@code threads} is below 1
+     */
     public Workers(String name, int threads) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be at least 1, got " + threads);
@@ -29,7 +35,13 @@ public final class Workers implements AutoCloseable {
         });
     }
 
-    /** Runs every task and waits for them; the first task to fail stops the rest and its exception is thrown. */
+    /**
+     * Runs every task and waits for them; the first task to fail stops the rest and its exception is thrown.
+     *
+     * @param tasks the tasks, started in list order, as many at a time as there are threads; may be empty
+     * @throws InterruptedIOException the calling thread was interrupted while waiting; the tasks are cancelled
+     * @throws RuntimeException the exception of the first failed task in list order, as it was thrown
+     */
     public void runAll(List<? extends Runnable> tasks) throws InterruptedIOException {
         AtomicBoolean failed = new AtomicBoolean();
         List<Future<?>> futures = new ArrayList<>();
@@ -77,6 +89,7 @@ public final class Workers implements AutoCloseable {
         }
     }
 
+    /** Stops the threads, interrupting any task still running; tasks cannot be run after this. */
     @Override
     public void close() {
         pool.shutdownNow();

@@ -19,7 +19,12 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /** Turns a QNAT file back into a safetensors file: NF4 tensors dequantized, RAW tensors copied as stored. */
 public final class Dequantizer {
-    /** What a dequantization wrote: {@code overflowed} values became infinities (only when allowed). */
+    /**
+     * What a dequantization wrote: {@code overflowed} values became infinities (only when allowed).
+     *
+     * @param tensors tensors written, NF4 and RAW alike: every tensor of the source
+     * @param overflowed values written as infinities because they exceed the dtype's range; 0 unless allowed
+     */
     public record Summary(int tensors, long overflowed) {}
 
     /** Dequantized values too large for the chosen dtype, which would be written as infinities. */
@@ -38,8 +43,16 @@ public final class Dequantizer {
      * source dtype when {@code dtype} is null. The file's metadata goes to {@code __metadata__}, with
      * {@code "format": "pt"}, which transformers requires when there is metadata.
      *
+     * @param qnat the open QNAT file to read; the target may not be it
+     * @param target the safetensors file to create or replace, only once it is complete
+     * @param dtype the float type of the dequantized NF4 tensors; null for each tensor's source dtype
      * @param allowOverflow write values beyond the dtype's range as infinities (and count them) instead
      *                      of failing with {@link OverflowException}, the target left as it was
+     * @return how many tensors were written and how many values overflowed
+     * @throws OverflowException a value exceeds {@code dtype}'s range and {@code allowOverflow} is false
+     * @throws dev.qnat.format.FormatException a section of {@code qnat} fails its CRC-32C check when read
+     * @throws IOException the target is refused or cannot be written, or {@code qnat} changed while it was
+     *                     read; the target is left as it was
      */
     public static Summary toSafetensors(QnatFile qnat, Path target, FloatType dtype, boolean allowOverflow)
             throws IOException {
@@ -66,7 +79,15 @@ public final class Dequantizer {
     /**
      * Writes dequantized tensors as safetensors, the source's metadata with {@code "format": "pt"}.
      *
+     * @param target the safetensors file to create or replace, only once it is complete
+     * @param sourceMetadata the source's metadata, copied to {@code __metadata__} with {@code "format"} set to
+     *                       {@code "pt"}
+     * @param entries the tensors to write, whose fillers produce the dequantized or copied bytes
      * @param inputs the files the entries read from, checked before and after
+     * @param overflow the counter the entries' fillers report to, read for the summary once all are written
+     * @return the number of entries written and the overflow count
+     * @throws IOException the target is refused or cannot be written, a filler fails, or an input changed
+     *                     while it was read; the target is left as it was
      */
     public static Summary write(Path target, Map<String, String> sourceMetadata, List<SafetensorsWriter.Entry> entries,
                                 List<FileSnapshot> inputs, OverflowCounter overflow) throws IOException {
@@ -84,7 +105,11 @@ public final class Dequantizer {
         private final boolean allowed;
         private final AtomicLong count = new AtomicLong();
 
-        /** @param allowed count the infinities instead of failing with {@link OverflowException} */
+        /**
+         * A counter at zero.
+         *
+         * @param allowed count the infinities instead of failing with {@link OverflowException}
+         */
         public OverflowCounter(boolean allowed) {
             this.allowed = allowed;
         }
@@ -92,7 +117,11 @@ public final class Dequantizer {
         /**
          * Checks one tensor's dequantized {@code values}.
          *
+         * @param name the tensor's name, for the message
          * @param absmax its f32 absmax values; null to scan in any case (levels shifted by zero points)
+         * @param values its dequantized values, {@code type} little-endian
+         * @param type the float type of {@code values}; nothing is scanned for F32, which cannot overflow
+         * @throws OverflowException {@code values} holds an infinity and overflow is not allowed
          */
         public void check(String name, MemorySegment absmax, MemorySegment values, FloatType type) {
             if (type == FloatType.F32 || absmax != null && !exceeds(absmax, type.maxFinite())) {
@@ -110,7 +139,11 @@ public final class Dequantizer {
             count.addAndGet(infinite);
         }
 
-        /** Values written as infinities so far. */
+        /**
+         * Values written as infinities so far.
+         *
+         * @return the infinities counted over every tensor checked so far; 0 unless overflow is allowed
+         */
         public long count() {
             return count.get();
         }

@@ -8,9 +8,46 @@ import java.util.Optional;
  * smaller than a byte: a tensor of them must fill whole bytes.
  */
 public enum DType {
-    BOOL(0, 8), U8(1, 8), I8(2, 8), I16(3, 16), U16(4, 16), F16(5, 16), BF16(6, 16), I32(7, 32), U32(8, 32),
-    F32(9, 32), F64(10, 64), I64(11, 64), U64(12, 64), F8_E5M2(13, 8), F8_E4M3(14, 8), F8_E8M0(15, 8), C64(16, 64),
-    F4(17, 4), F6_E2M3(18, 6), F6_E3M2(19, 6);
+    /** Boolean, one byte per element. */
+    BOOL(0, 8),
+    /** Unsigned 8-bit integer. */
+    U8(1, 8),
+    /** Signed 8-bit integer. */
+    I8(2, 8),
+    /** Signed 16-bit integer. */
+    I16(3, 16),
+    /** Unsigned 16-bit integer. */
+    U16(4, 16),
+    /** IEEE 754 binary16 (half precision); NF4 quantizes from it. */
+    F16(5, 16),
+    /** bfloat16: the top 16 bits of an f32; NF4 quantizes from it. */
+    BF16(6, 16),
+    /** Signed 32-bit integer. */
+    I32(7, 32),
+    /** Unsigned 32-bit integer. */
+    U32(8, 32),
+    /** IEEE 754 binary32; NF4 quantizes from it. */
+    F32(9, 32),
+    /** IEEE 754 binary64. */
+    F64(10, 64),
+    /** Signed 64-bit integer. */
+    I64(11, 64),
+    /** Unsigned 64-bit integer. */
+    U64(12, 64),
+    /** 8-bit float with 5 exponent and 2 mantissa bits. */
+    F8_E5M2(13, 8),
+    /** 8-bit float with 4 exponent and 3 mantissa bits. */
+    F8_E4M3(14, 8),
+    /** 8-bit exponent only, no sign or mantissa: a power-of-two scale. */
+    F8_E8M0(15, 8),
+    /** Complex number of two f32, real part first. */
+    C64(16, 64),
+    /** 4-bit float (E2M1), two elements per byte. */
+    F4(17, 4),
+    /** 6-bit float with 2 exponent and 3 mantissa bits. */
+    F6_E2M3(18, 6),
+    /** 6-bit float with 3 exponent and 2 mantissa bits. */
+    F6_E3M2(19, 6);
 
     private static final DType[] BY_CODE = values();
 
@@ -22,12 +59,20 @@ public enum DType {
         this.bits = bits;
     }
 
-    /** The code stored in a QNAT tensor entry. */
+    /**
+     * The code stored in a QNAT tensor entry.
+     *
+     * @return the dtype byte of the entry, 0 to 19
+     */
     public int code() {
         return code;
     }
 
-    /** Bits per element. */
+    /**
+     * Bits per element.
+     *
+     * @return 4, 6, 8, 16, 32 or 64
+     */
     public int bits() {
         return bits;
     }
@@ -35,6 +80,9 @@ public enum DType {
     /**
      * Bytes taken by {@code count} elements, or -1 when they do not fill whole bytes or the size would
      * reach 2^62.
+     *
+     * @param count number of elements; a negative count gives -1
+     * @return the size in bytes, or -1
      */
     public long sizeOf(long count) {
         if (count < 0 || count > (ElementCount.LIMIT - 1) / bits) {
@@ -44,12 +92,22 @@ public enum DType {
         return totalBits % 8 == 0 ? totalBits / 8 : -1;
     }
 
-    /** The dtype with this QNAT code, if there is one. */
+    /**
+     * The dtype with this QNAT code, if there is one.
+     *
+     * @param code the dtype byte of a QNAT tensor entry
+     * @return the dtype, or empty for a code outside 0 to 19
+     */
     public static Optional<DType> ofCode(int code) {
         return code >= 0 && code < BY_CODE.length ? Optional.of(BY_CODE[code]) : Optional.empty();
     }
 
-    /** The dtype with this safetensors name, if there is one. */
+    /**
+     * The dtype with this safetensors name, if there is one.
+     *
+     * @param name a safetensors dtype name such as {@code "BF16"}, matched exactly (case included)
+     * @return the dtype, or empty for an unknown name or null
+     */
     public static Optional<DType> ofName(String name) {
         for (DType type : BY_CODE) {
             if (type.name().equals(name)) {
@@ -59,7 +117,11 @@ public enum DType {
         return Optional.empty();
     }
 
-    /** The codec's float type for F32, F16 and BF16: the dtypes NF4 quantizes from and to. */
+    /**
+     * The codec's float type for F32, F16 and BF16: the dtypes NF4 quantizes from and to.
+     *
+     * @return the float type of the same name, or empty for every other dtype
+     */
     public Optional<FloatType> floatType() {
         return switch (this) {
             case F32 -> Optional.of(FloatType.F32);
@@ -69,7 +131,12 @@ public enum DType {
         };
     }
 
-    /** The dtype of a codec float type. */
+    /**
+     * The dtype of a codec float type.
+     *
+     * @param type F32, F16 or BF16
+     * @return the dtype of the same name
+     */
     public static DType of(FloatType type) {
         return switch (type) {
             case F32 -> F32;

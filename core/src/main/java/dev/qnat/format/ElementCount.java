@@ -15,6 +15,10 @@ public final class ElementCount {
     /**
      * The count after one more dimension: {@code count * dim}, or -1 when that reaches {@link #LIMIT}.
      * A zero makes it 0 whatever the other factor; both arguments are non-negative.
+     *
+     * @param count the element count so far, below {@link #LIMIT}
+     * @param dim the next dimension
+     * @return {@code count * dim}, or -1 if it would be {@link #LIMIT} or more
      */
     public static long times(long count, long dim) {
         if (count == 0 || dim == 0) {
@@ -27,6 +31,12 @@ public final class ElementCount {
      * The product of the dimensions (1 for a scalar), checked as the writer checks it: at most
      * {@link TensorToWrite#MAX_RANK} dimensions, none negative, fewer than 2^62 elements; otherwise an
      * IllegalArgumentException naming the tensor.
+     *
+     * @param name the tensor's name, for the message
+     * @param shape the dimensions; empty for a scalar
+     * @return the number of elements, from 0 to {@code LIMIT - 1}
+     * @throws IllegalArgumentException if {@code shape} has more than {@link TensorToWrite#MAX_RANK} dimensions,
+     *         a negative one, or a product of {@link #LIMIT} or more
      */
     public static long of(String name, long[] shape) {
         if (shape.length > TensorToWrite.MAX_RANK) {

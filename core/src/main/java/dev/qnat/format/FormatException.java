@@ -9,10 +9,21 @@ package dev.qnat.format;
 public class FormatException extends java.io.IOException {
     private static final long serialVersionUID = 1L;
 
+    /**
+     * A malformed file described by {@code message}.
+     *
+     * @param message names the file, the place in it, and what was expected against what was found
+     */
     public FormatException(String message) {
         super(message);
     }
 
+    /**
+     * A malformed file described by {@code message}, found through {@code cause}.
+     *
+     * @param message names the file, the place in it, and what was expected against what was found
+     * @param cause the exception that revealed the problem, e.g. a JSON parser's
+     */
     public FormatException(String message, Throwable cause) {
         super(message, cause);
     }

@@ -1,5 +1,6 @@
 package dev.qnat.format;
 
+import dev.qnat.internal.JsonInput;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;

@@ -102,7 +102,15 @@ public final class QnatFile implements AutoCloseable {
         tensors = List.copyOf(list);
     }
 
-    /** Opens, maps and validates a QNAT file; tensor CRCs are checked on each tensor's first read. */
+    /**
+     * Opens, maps and validates a QNAT file; tensor CRCs are checked on each tensor's first read.
+     *
+     * @param path the file, v2 or v1; symbolic links are followed
+     * @return the open file, to be closed by the caller
+     * @throws FormatException if the file is not a well-formed QNAT file (the message names the field)
+     * @throws IOException if it cannot be read or mapped, or is not a regular file
+     *         ({@link FileSnapshot.NotRegularFileException})
+     */
     public static QnatFile open(Path path) throws IOException, FormatException {
         return open(path, true);
     }
@@ -110,7 +118,12 @@ public final class QnatFile implements AutoCloseable {
     /**
      * Opens, maps and validates a QNAT file.
      *
+     * @param path the file, v2 or v1; symbolic links are followed
      * @param checkOnFirstRead whether each tensor's CRCs are checked the first time it is read
+     * @return the open file, to be closed by the caller
+     * @throws FormatException if the file is not a well-formed QNAT file (the message names the field)
+     * @throws IOException if it cannot be read or mapped, or is not a regular file
+     *         ({@link FileSnapshot.NotRegularFileException})
      */
     public static QnatFile open(Path path, boolean checkOnFirstRead) throws IOException, FormatException {
         FileSnapshot snapshot = FileSnapshot.of(path);
@@ -126,7 +139,13 @@ public final class QnatFile implements AutoCloseable {
         }
     }
 
-    /** Whether {@code path} is a regular file that starts with the QNAT magic (v1 or v2; not checked further). */
+    /**
+     * Whether {@code path} is a regular file that starts with the QNAT magic (v1 or v2; not checked further).
+     *
+     * @param path the file to look at; symbolic links are followed
+     * @return true if it is a regular file whose first bytes are the magic; false for a missing file or a folder
+     * @throws IOException if it is a regular file that cannot be opened or read
+     */
     public static boolean isQnat(Path path) throws IOException {
         if (!Files.isRegularFile(path)) {
             return false;
@@ -145,11 +164,20 @@ public final class QnatFile implements AutoCloseable {
         return new QnatFile(Path.of(name), Arena.ofShared(), bytes, checkOnFirstRead, new HeaderBytes(bytes, name));
     }
 
+    /**
+     * The path the file was opened with.
+     *
+     * @return the path as given to {@link #open(Path)}, not resolved (for a file read from memory, its name)
+     */
     public Path path() {
         return path;
     }
 
-    /** The file as it was opened (empty for one read from memory): writers check it did not change. */
+    /**
+     * The file as it was opened (empty for one read from memory): writers check it did not change.
+     *
+     * @return its size, modification time and identity when opened, or empty for a file read from memory
+     */
     public Optional<FileSnapshot> snapshot() {
         return Optional.ofNullable(snapshot);
     }
@@ -166,27 +194,48 @@ public final class QnatFile implements AutoCloseable {
         return file;
     }
 
-    /** 2 for files qnat writes, 1 for qlora-rs files. */
+    /**
+     * 2 for files qnat writes, 1 for qlora-rs files.
+     *
+     * @return the format version, 1 or 2
+     */
     public int version() {
         return version;
     }
 
-    /** Size of the file in bytes. */
+    /**
+     * Size of the file in bytes.
+     *
+     * @return the byte size of the mapping, the whole file as it was opened
+     */
     public long fileSize() {
         return file.byteSize();
     }
 
-    /** The metadata, in stored order (for v1: model_name, model_type, compute_dtype). */
+    /**
+     * The metadata, in stored order (for v1: model_name, model_type, compute_dtype).
+     *
+     * @return an unmodifiable map of key to value, iterating in stored order; empty if there is none
+     */
     public Map<String, String> metadata() {
         return metadata;
     }
 
-    /** The tensors, in stored order. */
+    /**
+     * The tensors, in stored order.
+     *
+     * @return an unmodifiable list of the tensors, in the order of the tensor table
+     */
     public List<QnatTensor> tensors() {
         return tensors;
     }
 
-    /** The tensor of that name: a binary search over the name index. */
+    /**
+     * The tensor of that name: a binary search over the name index.
+     *
+     * @param name the tensor's exact name (compared as UTF-8 bytes)
+     * @return the tensor, or empty if the file has none of that name
+     */
     public Optional<QnatTensor> tensor(String name) {
         byte[] key = name.getBytes(java.nio.charset.StandardCharsets.UTF_8);
         int low = 0;
@@ -210,12 +259,18 @@ public final class QnatFile implements AutoCloseable {
     /**
      * For v1 files: how many bytes each stored data offset is too large by (the seed writer's bug),
      * {@code 23 - len(model_name) - len(model_type)}; empty for v2.
+     *
+     * @return the error in bytes (which readers subtract), or empty for a v2 file
      */
     public OptionalLong v1OffsetError() {
         return version == 1 ? OptionalLong.of(v1OffsetError) : OptionalLong.empty();
     }
 
-    /** Checks every tensor's CRCs (v2; v1 has none, its structure was checked on open). */
+    /**
+     * Checks every tensor's CRCs (v2; v1 has none, its structure was checked on open).
+     *
+     * @throws FormatException if a section of a tensor fails its CRC-32C; the first such one is named
+     */
     public void verify() throws FormatException {
         for (QnatTensor tensor : tensors) {
             tensor.verify();

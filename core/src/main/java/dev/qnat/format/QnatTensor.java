@@ -63,37 +63,74 @@ public final class QnatTensor {
         this.checked = crcs == null || !file.checksOnFirstRead();
     }
 
+    /**
+     * The tensor's name.
+     *
+     * @return the name as stored in the file, unique within it
+     */
     public String name() {
         return name;
     }
 
+    /**
+     * The dimensions, outermost first.
+     *
+     * @return a copy of the shape; empty for a scalar
+     */
     public long[] shape() {
         return shape.clone();
     }
 
+    /**
+     * The number of elements: the product of the dimensions.
+     *
+     * @return the element count, 1 for a scalar, below 2^62
+     */
     public long elementCount() {
         return elementCount;
     }
 
-    /** The dtype the tensor came in, and dequantizes to by default. */
+    /**
+     * The dtype the tensor came in, and dequantizes to by default.
+     *
+     * @return the source dtype; F32, F16 or BF16 for an NF4 tensor
+     */
     public DType dtype() {
         return dtype;
     }
 
+    /**
+     * How the elements are stored.
+     *
+     * @return RAW or NF4
+     */
     public Encoding encoding() {
         return encoding;
     }
 
+    /**
+     * How the NF4 block scales are stored.
+     *
+     * @return {@link ScaleStorage#NONE} for RAW, otherwise f32 absmax or double quantization
+     */
     public ScaleStorage scaleStorage() {
         return scaleStorage;
     }
 
-    /** NF4 block size; 0 for RAW tensors. */
+    /**
+     * NF4 block size; 0 for RAW tensors.
+     *
+     * @return elements per block, or 0
+     */
     public int blockSize() {
         return blockSize;
     }
 
-    /** Bytes the tensor takes in the file, all sections together. */
+    /**
+     * Bytes the tensor takes in the file, all sections together.
+     *
+     * @return the sum of its section lengths, zero points included, alignment padding not
+     */
     public long storedBytes() {
         return Arrays.stream(sections).filter(Objects::nonNull).mapToLong(MemorySegment::byteSize).sum()
                 + (zeroPoints == null ? 0 : zeroPoints.byteSize());
@@ -110,29 +147,53 @@ public final class QnatTensor {
         return ranges;
     }
 
-    /** Whether this is a v1 tensor with per-block zero points (dequantized as (level + zp) * scale). */
+    /**
+     * Whether this is a v1 tensor with per-block zero points (dequantized as (level + zp) * scale).
+     *
+     * @return true for such a tensor; false for every v2 tensor
+     */
     public boolean hasZeroPoints() {
         return zeroPoints != null;
     }
 
-    /** The stored bytes: packed codes for NF4, the elements for RAW. Read-only, zero-copy. */
+    /**
+     * The stored bytes: packed codes for NF4, the elements for RAW. Read-only, zero-copy.
+     *
+     * @return a slice of the mapping: {@code ceil(n / 2)} bytes of codes for {@code n} elements, or the
+     *     RAW elements' bytes
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     */
     public MemorySegment data() throws FormatException {
         checkOnFirstRead();
         return sections[QnatLayout.DATA];
     }
 
-    /** The stored scales: f32 absmax, or one code byte per block when double-quantized. Empty for RAW. */
+    /**
+     * The stored scales: f32 absmax, or one code byte per block when double-quantized. Empty for RAW.
+     *
+     * @return a read-only slice of the mapping, 4 or 1 bytes per block; {@link MemorySegment#NULL} for RAW
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     */
     public MemorySegment scales() throws FormatException {
         checkOnFirstRead();
         return sections[QnatLayout.SCALES] == null ? MemorySegment.NULL : sections[QnatLayout.SCALES];
     }
 
-    /** The double-quantization offset (0 unless {@link ScaleStorage#DOUBLE_QUANT}). */
+    /**
+     * The double-quantization offset (0 unless {@link ScaleStorage#DOUBLE_QUANT}).
+     *
+     * @return the offset added to every reconstructed absmax, or 0
+     */
     public float doubleQuantOffset() {
         return dqOffset;
     }
 
-    /** Checks the CRCs of the tensor's sections now. */
+    /**
+     * Checks the CRCs of the tensor's sections now. A v1 tensor has none: then it checks nothing.
+     *
+     * @throws FormatException a section's CRC-32C differs from the stored one; the message names the
+     *     section and its offset
+     */
     public void verify() throws FormatException {
         if (crcs == null) {
             return;
@@ -160,12 +221,27 @@ public final class QnatTensor {
      * Writes the tensor's values into {@code dst} as {@code type}: NF4 tensors are dequantized, RAW
      * F32/F16/BF16 tensors converted (round to nearest even). {@code dst} must hold exactly
      * {@link #elementCount()} elements.
+     *
+     * @param dst where the values go: writable, exactly {@code elementCount() * type.byteSize()} bytes
+     * @param type the float type to write
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalArgumentException {@code dst} has another size or is read-only
+     * @throws UnsupportedOperationException the tensor is RAW of a dtype other than F32, F16 or BF16
      */
     public void dequantize(MemorySegment dst, FloatType type) throws FormatException {
         dequantize(dst, type, null);
     }
 
-    /** As {@link #dequantize(MemorySegment, FloatType)}, with block ranges run on {@code executor} (null: this thread). */
+    /**
+     * As {@link #dequantize(MemorySegment, FloatType)}, with block ranges run on {@code executor} (null: this thread).
+     *
+     * @param dst where the values go: writable, exactly {@code elementCount() * type.byteSize()} bytes
+     * @param type the float type to write
+     * @param executor runs the block ranges; null, or for RAW and v1 zero-point tensors: this thread alone
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalArgumentException {@code dst} has another size or is read-only
+     * @throws UnsupportedOperationException the tensor is RAW of a dtype other than F32, F16 or BF16
+     */
     public void dequantize(MemorySegment dst, FloatType type, Executor executor) throws FormatException {
         Objects.requireNonNull(dst, "dst");
         Objects.requireNonNull(type, "type");
@@ -196,6 +272,10 @@ public final class QnatTensor {
      * {@code [rows, cols]}, PyTorch's Linear layout {@code [out_features, in_features]}. Throws
      * {@link IllegalStateException} saying why for a tensor that is not 2-D, has a dimension of 0 or of
      * 2^31 or more, is RAW of another dtype, or is a v1 tensor with zero points.
+     *
+     * @return the matrix, made on the first call and the same one after
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor cannot be such a matrix, for a reason above
      */
     public WeightMatrix matrix() throws FormatException {
         WeightMatrix made = matrix;
@@ -206,42 +286,121 @@ public final class QnatTensor {
         return made;
     }
 
-    /** {@code y[r] = sum over c of W[r][c] * x[c]} with this 2-D tensor as W (see {@link #matrix()}). */
+    /**
+     * {@code y[r] = sum over c of W[r][c] * x[c]} with this 2-D tensor as W (see {@link #matrix()}).
+     *
+     * @param x the input, {@code cols} floats
+     * @param y receives the output, {@code rows} floats; not {@code x}
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor cannot be a matrix (see {@link #matrix()})
+     * @throws IllegalArgumentException {@code x} or {@code y} has another length, or they are one array
+     */
     public void matVec(float[] x, float[] y) throws FormatException {
         matrix().matVec(x, y);
     }
 
-    /** As {@link #matVec(float[], float[])}, with row ranges run on {@code executor}. */
+    /**
+     * As {@link #matVec(float[], float[])}, with row ranges run on {@code executor}.
+     *
+     * @param x the input, {@code cols} floats
+     * @param y receives the output, {@code rows} floats; not {@code x}
+     * @param executor runs the row ranges; not null
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor cannot be a matrix (see {@link #matrix()})
+     * @throws IllegalArgumentException {@code x} or {@code y} has another length, or they are one array
+     * @throws NullPointerException {@code executor} is null
+     */
     public void matVec(float[] x, float[] y, Executor executor) throws FormatException {
         matrix().matVec(x, y, executor);
     }
 
-    /** As {@link #matVec(float[], float[])} on little-endian float32 segments. */
+    /**
+     * As {@link #matVec(float[], float[])} on little-endian float32 segments.
+     *
+     * @param x the input, {@code cols} floats at any alignment
+     * @param y receives the output, {@code rows} floats; writable
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor cannot be a matrix (see {@link #matrix()})
+     * @throws IllegalArgumentException {@code x} or {@code y} has another size, or {@code y} is read-only
+     */
     public void matVec(MemorySegment x, MemorySegment y) throws FormatException {
         matrix().matVec(x, y);
     }
 
-    /** As {@link #matVec(MemorySegment, MemorySegment)}, with row ranges run on {@code executor}. */
+    /**
+     * As {@link #matVec(MemorySegment, MemorySegment)}, with row ranges run on {@code executor}.
+     *
+     * @param x the input, {@code cols} floats at any alignment
+     * @param y receives the output, {@code rows} floats; writable
+     * @param executor runs the row ranges; not null
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor cannot be a matrix (see {@link #matrix()})
+     * @throws IllegalArgumentException {@code x} or {@code y} has another size, or {@code y} is read-only
+     * @throws NullPointerException {@code executor} is null
+     */
     public void matVec(MemorySegment x, MemorySegment y, Executor executor) throws FormatException {
         matrix().matVec(x, y, executor);
     }
 
-    /** {@code y = x W^T}, x {@code [batch][cols]}, y {@code [batch][rows]} (see {@link WeightMatrix}). */
+    /**
+     * {@code y = x W^T}, x {@code [batch][cols]}, y {@code [batch][rows]} (see {@link WeightMatrix}).
+     *
+     * @param x the inputs, {@code batch * cols} floats, row-major
+     * @param batch the number of rows of {@code x} and {@code y}, at least 1
+     * @param y receives the outputs, {@code batch * rows} floats, row-major; not {@code x}
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor cannot be a matrix (see {@link #matrix()})
+     * @throws IllegalArgumentException {@code batch} is below 1, {@code x} or {@code y} has another
+     *     length, or they are one array
+     */
     public void matMul(float[] x, int batch, float[] y) throws FormatException {
         matrix().matMul(x, batch, y);
     }
 
-    /** As {@link #matMul(float[], int, float[])}, with row ranges run on {@code executor} (null: this thread). */
+    /**
+     * As {@link #matMul(float[], int, float[])}, with row ranges run on {@code executor} (null: this thread).
+     *
+     * @param x the inputs, {@code batch * cols} floats, row-major
+     * @param batch the number of rows of {@code x} and {@code y}, at least 1
+     * @param y receives the outputs, {@code batch * rows} floats, row-major; not {@code x}
+     * @param executor runs the row ranges, or null
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor cannot be a matrix (see {@link #matrix()})
+     * @throws IllegalArgumentException {@code batch} is below 1, {@code x} or {@code y} has another
+     *     length, or they are one array
+     */
     public void matMul(float[] x, int batch, float[] y, Executor executor) throws FormatException {
         matrix().matMul(x, batch, y, executor);
     }
 
-    /** As {@link #matMul(float[], int, float[])} on little-endian float32 segments. */
+    /**
+     * As {@link #matMul(float[], int, float[])} on little-endian float32 segments.
+     *
+     * @param x the inputs, {@code batch * cols} floats, row-major, at any alignment
+     * @param batch the number of rows of {@code x} and {@code y}, at least 1
+     * @param y receives the outputs, {@code batch * rows} floats, row-major; writable
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor cannot be a matrix (see {@link #matrix()})
+     * @throws IllegalArgumentException {@code batch} is below 1, {@code x} or {@code y} has another
+     *     size, or {@code y} is read-only
+     */
     public void matMul(MemorySegment x, int batch, MemorySegment y) throws FormatException {
         matrix().matMul(x, batch, y);
     }
 
-    /** As {@link #matMul(MemorySegment, int, MemorySegment)}, with row ranges run on {@code executor} (null: this thread). */
+    /**
+     * As {@link #matMul(MemorySegment, int, MemorySegment)}, with row ranges run on {@code executor}
+     * (null: this thread).
+     *
+     * @param x the inputs, {@code batch * cols} floats, row-major, at any alignment
+     * @param batch the number of rows of {@code x} and {@code y}, at least 1
+     * @param y receives the outputs, {@code batch * rows} floats, row-major; writable
+     * @param executor runs the row ranges, or null
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor cannot be a matrix (see {@link #matrix()})
+     * @throws IllegalArgumentException {@code batch} is below 1, {@code x} or {@code y} has another
+     *     size, or {@code y} is read-only
+     */
     public void matMul(MemorySegment x, int batch, MemorySegment y, Executor executor) throws FormatException {
         matrix().matMul(x, batch, y, executor);
     }
@@ -273,7 +432,14 @@ public final class QnatTensor {
         return Nf4Matrix.of(data, sections[QnatLayout.SCALES], rows, cols, blockSize);
     }
 
-    /** The values as a new float array (at most 2^31 - 1 elements). */
+    /**
+     * The values as a new float array (at most 2^31 - 9 elements).
+     *
+     * @return {@link #elementCount()} float32 values in C order
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor has more elements than one array takes
+     * @throws UnsupportedOperationException the tensor is RAW of a dtype other than F32, F16 or BF16
+     */
     public float[] toFloats() throws FormatException {
         if (elementCount > Integer.MAX_VALUE - 8) {
             throw new IllegalStateException("tensor '" + name + "' has " + elementCount
@@ -287,7 +453,14 @@ public final class QnatTensor {
     /**
      * The f32 absmax of every block, as stored or reconstructed from the double quantization (then
      * allocated in {@code arena}); with {@link #data()} and {@link Nf4#dequantize} it lets a caller
-     * dequantize any range of whole blocks. NF4 tensors only.
+     * dequantize any range of whole blocks. NF4 tensors only. A v1 tensor's zero points are not in them
+     * (see {@link #hasZeroPoints()}).
+     *
+     * @param arena where the reconstructed values are allocated; unused unless double-quantized
+     * @return one f32 per block: the stored scales section itself (read-only), or a new segment of
+     *     {@code arena}
+     * @throws FormatException this is the tensor's first read and a section fails its CRC-32C
+     * @throws IllegalStateException the tensor is RAW
      */
     public MemorySegment absmax(Arena arena) throws FormatException {
         if (encoding != Encoding.NF4) {

@@ -42,8 +42,16 @@ public final class QnatWriter {
     /** Told, from worker threads, how many input bytes were just processed. */
     @FunctionalInterface
     public interface Progress {
+        /**
+         * Counts input bytes just processed. Called from several worker threads at once, so it must be
+         * thread-safe.
+         *
+         * @param inputBytes the bytes a task just finished: a RAW tensor's bytes, the source bytes of a
+         *     range of blocks quantized, or an already encoded tensor's packed codes
+         */
         void advance(long inputBytes);
 
+        /** Ignores every report. */
         Progress NONE = bytes -> { };
     }
 
@@ -55,12 +63,29 @@ public final class QnatWriter {
 
     private QnatWriter() {}
 
-    /** Writes with one thread per core and no progress reports. */
+    /**
+     * Writes with one thread per core and no progress reports.
+     *
+     * @param target the file to create or replace, in an existing, writable folder; a symbolic link is
+     *     written through
+     * @param metadata the metadata pairs, stored in the map's iteration order; keys not empty
+     * @param tensors the tensors in file order, their names distinct; their data is read, not kept
+     * @throws IllegalArgumentException two tensors have the same name, or a metadata key is empty
+     * @throws NonFiniteTensorException a tensor to quantize holds a NaN or an infinity
+     * @throws IOException the target is refused (a folder, a device) or could not be written
+     *     (disk full, permissions, an interrupt); the target is unchanged
+     */
     public static void write(Path target, Map<String, String> metadata, List<TensorToWrite> tensors) throws IOException {
         write(target, metadata, tensors, Runtime.getRuntime().availableProcessors(), Progress.NONE);
     }
 
-    /** Total input bytes of the tensors: what {@link Progress} counts towards. */
+    /**
+     * Total input bytes of the tensors: what {@link Progress} counts towards.
+     *
+     * @param tensors the tensors to write
+     * @return the sum of their {@code data} sizes in bytes; an already encoded tensor, whose data is
+     *     empty, adds 0
+     */
     public static long inputBytes(List<TensorToWrite> tensors) {
         return tensors.stream().mapToLong(t -> t.data().byteSize()).sum();
     }
@@ -68,8 +93,17 @@ public final class QnatWriter {
     /**
      * Writes {@code tensors} with {@code metadata} to {@code target}, on {@code threads} threads.
      *
+     * @param target the file to create or replace, in an existing, writable folder; a symbolic link is
+     *     written through
+     * @param metadata the metadata pairs, stored in the map's iteration order; keys not empty
+     * @param tensors the tensors in file order, their names distinct; their data is read, not kept
+     * @param threads worker threads, at least 1
+     * @param progress told from the workers of the input bytes processed; {@link Progress#NONE} for none
+     * @throws IllegalArgumentException {@code threads} is below 1, two tensors have the same name, or a
+     *     metadata key is empty
      * @throws NonFiniteTensorException a tensor to quantize holds a NaN or an infinity
-     * @throws IOException the file could not be written (disk full, permissions); the target is unchanged
+     * @throws IOException the target is refused (a folder, a device) or could not be written
+     *     (disk full, permissions, an interrupt); the target is unchanged
      */
     public static void write(Path target, Map<String, String> metadata, List<TensorToWrite> tensors, int threads,
                              Progress progress) throws IOException {
@@ -80,7 +114,20 @@ public final class QnatWriter {
      * Writes as {@link #write(Path, Map, List, int, Progress)} does, from tensors mapped from
      * {@code inputs}: the target may not be one of them, and none may change while they are read.
      *
+     * @param target the file to create or replace, in an existing, writable folder; a symbolic link is
+     *     written through
+     * @param metadata the metadata pairs, stored in the map's iteration order; keys not empty
+     * @param tensors the tensors in file order, their names distinct; their data is read, not kept
+     * @param threads worker threads, at least 1
+     * @param progress told from the workers of the input bytes processed; {@link Progress#NONE} for none
+     * @param inputs snapshots of the files the tensors' data is mapped from, checked before and after the
+     *     fill; empty when none is
+     * @throws IllegalArgumentException {@code threads} is below 1, two tensors have the same name, or a
+     *     metadata key is empty
+     * @throws NonFiniteTensorException a tensor to quantize holds a NaN or an infinity
      * @throws dev.qnat.io.FileSnapshot.InputChangedException an input was truncated or written to meanwhile
+     * @throws IOException the target is refused (a folder, a device, an input) or could not be written
+     *     (disk full, permissions, an interrupt); the target is unchanged
      */
     public static void write(Path target, Map<String, String> metadata, List<TensorToWrite> tensors, int threads,
                              Progress progress, List<FileSnapshot> inputs) throws IOException {
@@ -93,7 +140,22 @@ public final class QnatWriter {
      * FloatType, int, long, long, MemorySegment, MemorySegment, QuantizationError, MemorySegment)}), as
      * read back from the file: at the double-quantized absmax where there is one.
      *
+     * @param target the file to create or replace, in an existing, writable folder; a symbolic link is
+     *     written through
+     * @param metadata the metadata pairs, stored in the map's iteration order; keys not empty
+     * @param tensors the tensors in file order, their names distinct; their data is read, not kept
+     * @param threads worker threads, at least 1
+     * @param progress told from the workers of the input bytes processed; {@link Progress#NONE} for none
+     * @param inputs snapshots of the files the tensors' data is mapped from, checked before and after the
+     *     fill; empty when none is
+     * @param measure whether to measure the error of each tensor quantized here
      * @return by tensor name, the error of every tensor quantized here; empty without {@code measure}
+     * @throws IllegalArgumentException {@code threads} is below 1, two tensors have the same name, or a
+     *     metadata key is empty
+     * @throws NonFiniteTensorException a tensor to quantize holds a NaN or an infinity
+     * @throws dev.qnat.io.FileSnapshot.InputChangedException an input was truncated or written to meanwhile
+     * @throws IOException the target is refused (a folder, a device, an input) or could not be written
+     *     (disk full, permissions, an interrupt); the target is unchanged
      */
     public static Map<String, QuantizationError> write(Path target, Map<String, String> metadata,
                                                        List<TensorToWrite> tensors, int threads, Progress progress,

@@ -8,7 +8,13 @@ package dev.qnat.format;
 public final class TensorNames {
     private TensorNames() {}
 
-    /** Returns {@code name}; IllegalArgumentException if it is empty or holds a lone surrogate. */
+    /**
+     * Returns {@code name}; IllegalArgumentException if it is empty or holds a lone surrogate.
+     *
+     * @param name the tensor name to check
+     * @return {@code name} itself, unchanged
+     * @throws IllegalArgumentException if {@code name} is empty or holds a surrogate that is not part of a pair
+     */
     public static String check(String name) {
         if (name.isEmpty()) {
             throw new IllegalArgumentException("a tensor name is empty");

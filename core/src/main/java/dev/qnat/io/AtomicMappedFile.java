@@ -37,6 +37,13 @@ public final class AtomicMappedFile {
     /** What fills the mapped file. */
     @FunctionalInterface
     public interface Filler {
+        /**
+         * Writes every byte of the new file; what it leaves unwritten is zero.
+         *
+         * @param file the read-write mapping of the temp file, exactly the size asked for; valid during this
+         *        call only
+         * @throws IOException if the content cannot be produced; the write is then abandoned
+         */
         void fill(MemorySegment file) throws IOException;
     }
 
@@ -68,12 +75,30 @@ public final class AtomicMappedFile {
 
     private AtomicMappedFile() {}
 
-    /** Creates {@code target} with {@code size} bytes filled by {@code filler}, which reads no mapped file. */
+    /**
+     * Creates {@code target} with {@code size} bytes filled by {@code filler}, which reads no mapped file.
+     *
+     * @param target the file to create or replace, checked by {@link OutputTarget#resolve}
+     * @param size the file's exact size in bytes, not negative
+     * @param filler writes the content into the mapping
+     * @throws IOException if the target is refused, the disk lacks the space, or sizing, mapping, filling,
+     *         forcing or renaming fails; the target is then left as it was
+     */
     public static void write(Path target, long size, Filler filler) throws IOException {
         write(target, size, filler, List.of());
     }
 
-    /** Creates {@code target} with {@code size} bytes filled by {@code filler}, which reads {@code inputs}. */
+    /**
+     * Creates {@code target} with {@code size} bytes filled by {@code filler}, which reads {@code inputs}.
+     *
+     * @param target the file to create or replace, checked by {@link OutputTarget#resolve}; none of the inputs
+     * @param size the file's exact size in bytes, not negative
+     * @param filler writes the content into the mapping
+     * @param inputs the files the filler reads, as they were opened; empty if it reads none
+     * @throws IOException if the target is refused, the disk lacks the space, an input changed during the fill
+     *         ({@link FileSnapshot.InputChangedException}), or sizing, mapping, filling, forcing or renaming
+     *         fails; the target is then left as it was
+     */
     public static void write(Path target, long size, Filler filler, List<FileSnapshot> inputs) throws IOException {
         try (Prepared prepared = prepare(target, size, filler, inputs)) {
             prepared.commit();
@@ -84,6 +109,15 @@ public final class AtomicMappedFile {
      * Fills and forces a temp file for {@code target} without renaming it yet, so that several files can
      * be made complete before the first is put in place. Closing a {@link Prepared} that was not
      * committed deletes its temp file.
+     *
+     * @param target the file to create or replace, checked by {@link OutputTarget#resolve}; none of the inputs
+     * @param size the file's exact size in bytes, not negative
+     * @param filler writes the content into the mapping
+     * @param inputs the files the filler reads, as they were opened; empty if it reads none
+     * @return the complete, forced temp file, to commit and then close
+     * @throws IOException if the target is refused, the disk lacks the space, an input changed during the fill
+     *         ({@link FileSnapshot.InputChangedException}), or sizing, mapping, filling or forcing fails; the
+     *         temp file is then deleted
      */
     public static Prepared prepare(Path target, long size, Filler filler, List<FileSnapshot> inputs) throws IOException {
         Objects.requireNonNull(filler, "filler");
@@ -148,12 +182,21 @@ public final class AtomicMappedFile {
             this.channel = channel;
         }
 
-        /** The real path the file is renamed to. */
+        /**
+         * The real path the file is renamed to.
+         *
+         * @return the target as {@link OutputTarget#resolve} resolved it: absolute, through symbolic links
+         */
         public Path target() {
             return target;
         }
 
-        /** Renames the temp file onto the target in one atomic step and syncs the folder. */
+        /**
+         * Renames the temp file onto the target in one atomic step and syncs the folder.
+         *
+         * @throws IOException if the rename fails (the target is then as it was) or the temp file's channel
+         *         cannot be closed after it
+         */
         public void commit() throws IOException {
             pauseIfAskedAt("beforeRename");
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

@@ -15,7 +15,12 @@ public final class Crc32c {
 
     private Crc32c() {}
 
-    /** The CRC of the segments' bytes one after another. */
+    /**
+     * The CRC of the segments' bytes one after another.
+     *
+     * @param segments the bytes to checksum, in order, as if concatenated; none gives the CRC of no bytes, 0
+     * @return the CRC-32C, its 32 bits in an int
+     */
     public static int of(MemorySegment... segments) {
         CRC32C crc = new CRC32C();
         for (MemorySegment segment : segments) {

@@ -22,7 +22,10 @@ public final class OutputTarget {
     /**
      * Returns the real path to write {@code output} to.
      *
+     * @param output the file to write, existing or not; relative paths count from the working folder
      * @param inputs the files the write reads (every shard and index of a checkpoint)
+     * @return the absolute real path of the file to write: its folder resolved and, for an existing file,
+     *         symbolic links to it followed
      * @throws OutputRefusedException the output is not a file qnat may replace, or it is an input
      * @throws NoSuchFileException its folder does not exist
      * @throws AccessDeniedException its folder is not writable
@@ -68,6 +71,12 @@ public final class OutputTarget {
     public static final class OutputRefusedException extends FileSystemException {
         private static final long serialVersionUID = 1L;
 
+        /**
+         * The write to {@code output} is refused for {@code reason}.
+         *
+         * @param output the output as given, named in the message
+         * @param reason why it is refused, e.g. "is a folder"
+         */
         public OutputRefusedException(Path output, String reason) {
             super(output.toString(), null, reason);
         }

@@ -54,7 +54,12 @@ public final class Prefault {
         }
     }
 
-    /** A part of a file mapping to populate, for reading or for writing. */
+    /**
+     * A part of a file mapping to populate, for reading or for writing.
+     *
+     * @param segment the bytes to populate; a heap segment, or an empty one, is skipped
+     * @param forWriting true to populate the pages for writing ({@code MADV_POPULATE_WRITE}), false for reading
+     */
     public record Range(MemorySegment segment, boolean forWriting) {}
 
     /** Populates ranges, in order, on a thread of its own; closing it stops that and waits for it. */
@@ -96,6 +101,9 @@ public final class Prefault {
     /**
      * Starts populating {@code ranges} in order on a thread of its own, ahead of workers that go through
      * them in about that order. Close the result before the mappings are closed.
+     *
+     * @param ranges the ranges, populated in list order (the list is copied)
+     * @return the running populator; closing it stops it after its current chunk of 32 MiB and waits for it
      */
     public static Ahead ahead(List<Range> ranges) {
         return new Ahead(List.copyOf(ranges));

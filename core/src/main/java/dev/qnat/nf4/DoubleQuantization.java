@@ -38,12 +38,21 @@ public final class DoubleQuantization {
 
     private DoubleQuantization() {}
 
-    /** A copy of bitsandbytes' {@code create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8)}. */
+    /**
+     * A copy of bitsandbytes' {@code create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8)}.
+     *
+     * @return a new array of the {@value #TABLE_SIZE} levels, sorted ascending (0 and 1 among them); a code indexes it
+     */
     public static float[] table() {
         return SIGNED_DYNAMIC_MAP.clone();
     }
 
-    /** Number of nested groups, and so of nested absmax values, for {@code blocks} absmax values. */
+    /**
+     * Number of nested groups, and so of nested absmax values, for {@code blocks} absmax values.
+     *
+     * @param blocks the number of absmax values (one per NF4 block), not negative
+     * @return {@code ceil(blocks / 256)}, 0 for no blocks
+     */
     public static long groupCount(long blocks) {
         return blocks / GROUP_SIZE + (blocks % GROUP_SIZE == 0 ? 0 : 1);
     }
@@ -86,6 +95,15 @@ public final class DoubleQuantization {
      * Double-quantizes {@code blocks} float32 absmax values read from {@code absmax}, writing one code
      * byte per value to {@code codes} and one float32 per group of 256 to {@code nestedAbsmax}; returns
      * the offset. The values must be finite.
+     *
+     * @param absmax the {@code blocks} little-endian float32 absmax values, at least {@code 4 * blocks} bytes
+     * @param blocks the number of values to quantize
+     * @param codes receives one code byte per value, at least {@code blocks} bytes
+     * @param nestedAbsmax receives one little-endian float32 per group of 256 values, at least
+     *        {@code 4 * groupCount(blocks)} bytes
+     * @return the offset subtracted from every value before it was coded, as {@link #offset} gives it
+     * @throws IllegalArgumentException if a segment is too small
+     * @throws NonFiniteValueException if a value is a NaN or an infinity; nothing has been written then
      */
     public static float quantize(MemorySegment absmax, long blocks, MemorySegment codes, MemorySegment nestedAbsmax) {
         Objects.requireNonNull(absmax, "absmax");
@@ -116,6 +134,15 @@ public final class DoubleQuantization {
      * Double-quantizes {@code blocks} scales as {@link #quantize} does, then replaces them in {@code scales}
      * by the values a reader reconstructs from what was written ({@link #dequantize}): the scales as stored,
      * against which MSE codes are chosen. Returns the offset.
+     *
+     * @param scales the {@code blocks} little-endian float32 absmax values, overwritten with their stored values
+     * @param blocks the number of values to quantize
+     * @param codes receives one code byte per value, at least {@code blocks} bytes
+     * @param nestedAbsmax receives one little-endian float32 per group of 256 values, at least
+     *        {@code 4 * groupCount(blocks)} bytes
+     * @return the offset subtracted from every value before it was coded
+     * @throws IllegalArgumentException if a segment is too small
+     * @throws NonFiniteValueException if a value is a NaN or an infinity; nothing has been written then
      */
     public static float quantizeToStored(MemorySegment scales, long blocks, MemorySegment codes,
                                          MemorySegment nestedAbsmax) {
@@ -127,6 +154,12 @@ public final class DoubleQuantization {
     /**
      * The offset {@link #quantize} subtracts: the mean of {@code blocks} float32 absmax values, summed in
      * float64 and rounded to float32. The values must be finite.
+     *
+     * @param absmax the little-endian float32 values, at least {@code 4 * blocks} bytes
+     * @param blocks the number of values to average
+     * @return their mean, 0 for no values
+     * @throws IllegalArgumentException if {@code absmax} is too small
+     * @throws NonFiniteValueException if a value is a NaN or an infinity, with its index
      */
     public static float offset(MemorySegment absmax, long blocks) {
         Objects.requireNonNull(absmax, "absmax");
@@ -146,7 +179,18 @@ public final class DoubleQuantization {
         return blocks == 0 ? 0f : (float) (sum / blocks);
     }
 
-    /** Reconstructs {@code blocks} absmax values: {@code table[code] * nestedAbsmax[group] + offset}. */
+    /**
+     * Reconstructs {@code blocks} absmax values: {@code table[code] * nestedAbsmax[group] + offset}.
+     *
+     * @param codes one code byte per value, at least {@code blocks} bytes
+     * @param nestedAbsmax one little-endian float32 per group of 256 values, at least
+     *        {@code 4 * groupCount(blocks)} bytes
+     * @param offset added to every value, as {@link #quantize} returned it
+     * @param table the {@value #TABLE_SIZE} levels a code selects, usually {@link #table()}
+     * @param blocks the number of values to reconstruct
+     * @param absmax receives the little-endian float32 values, at least {@code 4 * blocks} bytes
+     * @throws IllegalArgumentException if {@code table} has not {@value #TABLE_SIZE} entries or a segment is too small
+     */
     public static void dequantize(MemorySegment codes, MemorySegment nestedAbsmax, float offset, float[] table,
                                   long blocks, MemorySegment absmax) {
         if (Objects.requireNonNull(table, "table").length != TABLE_SIZE) {

@@ -22,6 +22,14 @@ public final class FloatMatrix extends WeightMatrix {
     /**
      * The matrix whose {@code rows * cols} little-endian elements of {@code type} are {@code elements}, row
      * by row; the segment is used in place and may be larger.
+     *
+     * @param elements the weights, {@code W[r][c]} at element {@code r * cols + c}; at least
+     *        {@code rows * cols * type.byteSize()} bytes
+     * @param type the element type: F32, F16 or BF16
+     * @param rows the number of rows, at least 1
+     * @param cols the number of columns, at least 1
+     * @return a matrix that reads {@code elements} in place
+     * @throws IllegalArgumentException if {@code rows} or {@code cols} is below 1 or {@code elements} is too small
      */
     public static FloatMatrix of(MemorySegment elements, FloatType type, int rows, int cols) {
         Objects.requireNonNull(elements, "elements");
@@ -35,11 +43,24 @@ public final class FloatMatrix extends WeightMatrix {
         return matrix;
     }
 
-    /** The matrix of {@code weights}, {@code rows * cols} floats row by row, used in place. */
+    /**
+     * The matrix of {@code weights}, {@code rows * cols} floats row by row, used in place.
+     *
+     * @param weights the weights, {@code W[r][c]} at {@code r * cols + c}; at least {@code rows * cols} floats
+     * @param rows the number of rows, at least 1
+     * @param cols the number of columns, at least 1
+     * @return an F32 matrix that reads {@code weights} in place: later changes to the array show in its products
+     * @throws IllegalArgumentException if {@code rows} or {@code cols} is below 1 or {@code weights} is too short
+     */
     public static FloatMatrix of(float[] weights, int rows, int cols) {
         return of(MemorySegment.ofArray(Objects.requireNonNull(weights, "weights")), FloatType.F32, rows, cols);
     }
 
+    /**
+     * The type the elements are stored in.
+     *
+     * @return F32, F16 or BF16
+     */
     public FloatType type() {
         return type;
     }

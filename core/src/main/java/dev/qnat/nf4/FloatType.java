@@ -25,12 +25,20 @@ public enum FloatType {
         this.byteSize = byteSize;
     }
 
-    /** Bytes per element. */
+    /**
+     * Bytes per element.
+     *
+     * @return 4 for F32, 2 for F16 and BF16
+     */
     public int byteSize() {
         return byteSize;
     }
 
-    /** The largest finite value of this type: anything larger in magnitude becomes infinity here. */
+    /**
+     * The largest finite value of this type: anything larger in magnitude becomes infinity here.
+     *
+     * @return that value as a float (exact): 65504 for F16, about 3.39e38 for BF16
+     */
     public float maxFinite() {
         return switch (this) {
             case F32 -> Float.MAX_VALUE;
@@ -39,12 +47,27 @@ public enum FloatType {
         };
     }
 
-    /** Element {@code index} of little-endian elements of this type in {@code segment}, as a float (exact). */
+    /**
+     * Element {@code index} of little-endian elements of this type in {@code segment}, as a float (exact).
+     *
+     * @param segment the elements, at any alignment
+     * @param index the element's index, counted in elements, not bytes
+     * @return its value; F16 and BF16 are widened without rounding
+     * @throws IndexOutOfBoundsException the element does not lie wholly inside {@code segment}
+     */
     public float read(MemorySegment segment, long index) {
         return this == F32 ? segment.getAtIndex(LE_FLOAT, index) : halfBitsToFloat(segment.getAtIndex(LE_SHORT, index));
     }
 
-    /** Stores {@code value} as element {@code index} of this type, rounded to nearest even for F16 and BF16. */
+    /**
+     * Stores {@code value} as element {@code index} of this type, rounded to nearest even for F16 and BF16.
+     *
+     * @param segment the little-endian elements, at any alignment; writable
+     * @param index the element's index, counted in elements, not bytes
+     * @param value the value to store; one that rounds beyond {@link #maxFinite} becomes an infinity
+     * @throws IndexOutOfBoundsException the element does not lie wholly inside {@code segment}
+     * @throws IllegalArgumentException {@code segment} is read-only
+     */
     public void write(MemorySegment segment, long index, float value) {
         if (this == F32) {
             segment.setAtIndex(LE_FLOAT, index, value);
@@ -53,7 +76,13 @@ public enum FloatType {
         }
     }
 
-    /** The float value of a 16-bit pattern of this type (F16 or BF16). */
+    /**
+     * The float value of a 16-bit pattern of this type (F16 or BF16).
+     *
+     * @param bits the element's 16 bits
+     * @return its value, exact; NaN for a NaN pattern
+     * @throws IllegalStateException this type is F32
+     */
     public float halfBitsToFloat(short bits) {
         return switch (this) {
             case F16 -> Float.float16ToFloat(bits);
@@ -65,6 +94,10 @@ public enum FloatType {
     /**
      * The 16-bit pattern of this type (F16 or BF16) nearest to {@code value}, ties to even. F16 rounds
      * exactly as {@link Float#floatToFloat16}; BF16 keeps a NaN a NaN (quiet, same sign).
+     *
+     * @param value the value to round; one that rounds beyond {@link #maxFinite} becomes an infinity
+     * @return the pattern's 16 bits
+     * @throws IllegalStateException this type is F32
      */
     public short floatToHalfBits(float value) {
         return switch (this) {

@@ -47,12 +47,23 @@ public final class Nf4 {
 
     private Nf4() {}
 
-    /** Whether {@code blockSize} is one NF4 allows: an even number from 2 to 2^20. */
+    /**
+     * Whether {@code blockSize} is one NF4 allows: an even number from 2 to 2^20.
+     *
+     * @param blockSize a candidate number of elements per block, not yet checked
+     * @return true if it is even and from {@link #MIN_BLOCK_SIZE} to {@link #MAX_BLOCK_SIZE}
+     */
     public static boolean isBlockSize(long blockSize) {
         return blockSize >= MIN_BLOCK_SIZE && blockSize <= MAX_BLOCK_SIZE && blockSize % 2 == 0;
     }
 
-    /** Checks a block size: an even number from 2 to 2^20. */
+    /**
+     * Checks a block size: an even number from 2 to 2^20.
+     *
+     * @param blockSize elements per block
+     * @return {@code blockSize}, unchanged
+     * @throws IllegalArgumentException it is odd, or outside 2 to 2^20
+     */
     public static int checkBlockSize(int blockSize) {
         if (!isBlockSize(blockSize)) {
             throw new IllegalArgumentException("block size must be an even number from " + MIN_BLOCK_SIZE + " to "
@@ -61,13 +72,25 @@ public final class Nf4 {
         return blockSize;
     }
 
-    /** Number of blocks, and so of absmax values, for {@code count} elements. */
+    /**
+     * Number of blocks, and so of absmax values, for {@code count} elements.
+     *
+     * @param count number of elements, 0 or more
+     * @param blockSize elements per block, an even number from 2 to 2^20; the last block may be shorter
+     * @return {@code count / blockSize} rounded up; 0 for no elements
+     * @throws IllegalArgumentException {@code blockSize} is not a valid block size
+     */
     public static long blockCount(long count, int blockSize) {
         checkBlockSize(blockSize);
         return count / blockSize + (count % blockSize == 0 ? 0 : 1);
     }
 
-    /** Bytes of packed codes for {@code count} elements: two per byte, rounded up. */
+    /**
+     * Bytes of packed codes for {@code count} elements: two per byte, rounded up.
+     *
+     * @param count number of elements, 0 or more
+     * @return {@code count / 2} rounded up
+     */
     public static long packedSize(long count) {
         return count / 2 + (count & 1);
     }
@@ -77,31 +100,69 @@ public final class Nf4 {
      * elements from now on. Where that is little, quantize calls run on the scalar kernels, which give
      * the same bytes and are compiled within milliseconds, where the vector kernels would spend much of
      * such a run interpreted before the JIT compiles them. Long-running processes need not call it.
+     *
+     * @param elements about how many elements the process will still quantize; each call replaces the last
      */
     public static void expectWork(long elements) {
         Nf4KernelProvider.expectWork(elements);
     }
 
-    /** The name of the kernels quantize calls run on now, e.g. {@code panama-256} or {@code scalar}. */
+    /**
+     * The name of the kernels quantize calls run on now, e.g. {@code panama-256} or {@code scalar}.
+     *
+     * @return {@code scalar}, or {@code panama-} and the vector size in bits
+     */
     public static String kernelName() {
         return Nf4KernelProvider.quantizingName();
     }
 
     // ---- quantize ---------------------------------------------------------------------------------
 
-    /** Quantizes float32 values. */
+    /**
+     * Quantizes float32 values.
+     *
+     * @param src the values, in flattened order; all must be finite
+     * @param blockSize elements per block, an even number from 2 to 2^20; the last block may be shorter
+     * @param codes receives the packed codes: at least {@code packedSize(src.length)} bytes
+     * @param absmax receives one absmax per block: at least {@code blockCount(src.length, blockSize)} floats
+     * @throws NonFiniteValueException {@code src} holds a NaN or an infinity; nothing has been written
+     * @throws IllegalArgumentException the block size is not valid, or {@code codes} or {@code absmax} is too small
+     */
     public static void quantize(float[] src, int blockSize, byte[] codes, float[] absmax) {
         quantize(MemorySegment.ofArray(Objects.requireNonNull(src, "src")), FloatType.F32, blockSize,
                 MemorySegment.ofArray(codes), MemorySegment.ofArray(absmax));
     }
 
-    /** Quantizes F16 or BF16 bit patterns. */
+    /**
+     * Quantizes F16 or BF16 bit patterns.
+     *
+     * @param src the values as bit patterns of {@code srcType}, in flattened order; all must be finite
+     * @param srcType {@link FloatType#F16} or {@link FloatType#BF16}
+     * @param blockSize elements per block, an even number from 2 to 2^20; the last block may be shorter
+     * @param codes receives the packed codes: at least {@code packedSize(src.length)} bytes
+     * @param absmax receives one absmax per block: at least {@code blockCount(src.length, blockSize)} floats
+     * @throws NonFiniteValueException {@code src} holds a NaN or an infinity; nothing has been written
+     * @throws IllegalArgumentException {@code srcType} is F32, the block size is not valid, or {@code codes} or
+     *         {@code absmax} is too small
+     */
     public static void quantize(short[] src, FloatType srcType, int blockSize, byte[] codes, float[] absmax) {
         quantize(MemorySegment.ofArray(Objects.requireNonNull(src, "src")), requireHalf(srcType), blockSize,
                 MemorySegment.ofArray(codes), MemorySegment.ofArray(absmax));
     }
 
-    /** Quantizes the elements of {@code src}, a whole number of {@code srcType} elements, on this thread. */
+    /**
+     * Quantizes the elements of {@code src}, a whole number of {@code srcType} elements, on this thread.
+     *
+     * @param src the input's little-endian elements, in flattened order; all must be finite
+     * @param srcType the type of {@code src}'s elements
+     * @param blockSize elements per block, an even number from 2 to 2^20; the last block may be shorter
+     * @param codes receives the packed codes: at least {@link #packedSize} of the element count, in bytes; writable
+     * @param absmax receives one little-endian float32 absmax per block: at least {@code 4 * blockCount} bytes;
+     *        writable
+     * @throws NonFiniteValueException {@code src} holds a NaN or an infinity; nothing has been written
+     * @throws IllegalArgumentException the block size is not valid, {@code src} is not a whole number of
+     *         elements, or {@code codes} or {@code absmax} is too small or read-only
+     */
     public static void quantize(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
                                 MemorySegment absmax) {
         long count = checkQuantize(src, srcType, blockSize, codes, absmax);
@@ -110,7 +171,19 @@ public final class Nf4 {
         kernels.quantize(src, srcType, count, blockSize, 0, blockCount(count, blockSize), codes, absmax);
     }
 
-    /** {@link #quantize(MemorySegment, FloatType, int, MemorySegment, MemorySegment)} on the common pool. */
+    /**
+     * {@link #quantize(MemorySegment, FloatType, int, MemorySegment, MemorySegment)} on the common pool.
+     *
+     * @param src the input's little-endian elements, in flattened order; all must be finite
+     * @param srcType the type of {@code src}'s elements
+     * @param blockSize elements per block, an even number from 2 to 2^20; the last block may be shorter
+     * @param codes receives the packed codes: at least {@link #packedSize} of the element count, in bytes; writable
+     * @param absmax receives one little-endian float32 absmax per block: at least {@code 4 * blockCount} bytes;
+     *        writable
+     * @throws NonFiniteValueException {@code src} holds a NaN or an infinity; nothing has been written
+     * @throws IllegalArgumentException the block size is not valid, {@code src} is not a whole number of
+     *         elements, or {@code codes} or {@code absmax} is too small or read-only
+     */
     public static void quantizeParallel(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
                                         MemorySegment absmax) {
         quantizeParallel(src, srcType, blockSize, codes, absmax, ForkJoinPool.commonPool());
@@ -124,6 +197,17 @@ public final class Nf4 {
      * copying it out once all is finite): fresh staging memory costs its page faults, zeroing and the
      * copy, more than the scan's read. At 64 Mi F32 elements on one AVX2 core that made the call 1.37 ns
      * per element against 0.92 for the blocks alone and 0.33 for the scan (JMH, 2026-12-01).
+     *
+     * @param src the input's little-endian elements, in flattened order; all must be finite
+     * @param srcType the type of {@code src}'s elements
+     * @param blockSize elements per block, an even number from 2 to 2^20; the last block may be shorter
+     * @param codes receives the packed codes: at least {@link #packedSize} of the element count, in bytes; writable
+     * @param absmax receives one little-endian float32 absmax per block: at least {@code 4 * blockCount} bytes;
+     *        writable
+     * @param executor runs the ranges; the caller runs them all instead where a segment is confined to its thread
+     * @throws NonFiniteValueException {@code src} holds a NaN or an infinity; nothing has been written
+     * @throws IllegalArgumentException the block size is not valid, {@code src} is not a whole number of
+     *         elements, or {@code codes} or {@code absmax} is too small or read-only
      */
     public static void quantizeParallel(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
                                         MemorySegment absmax, Executor executor) {
@@ -147,6 +231,20 @@ public final class Nf4 {
      * input is read once instead of twice: there is no scan first. A NaN or infinity is found afterwards
      * from its block's absmax and reported as {@link NonFiniteValueException} with its index; the range's
      * output is then partly written. Safe to call concurrently for disjoint ranges.
+     *
+     * @param src the whole input's little-endian elements, not only the range's
+     * @param srcType the type of {@code src}'s elements
+     * @param blockSize elements per block the whole input is cut into, an even number from 2 to 2^20
+     * @param firstBlock the range's first block, from 0
+     * @param endBlock the block after the range's last, at most {@code blockCount}; {@code firstBlock} for none
+     * @param codes the whole output's packed codes, as for the one-call quantize; the range's bytes are written
+     * @param absmax the whole output's float32 absmax, one per block as for the one-call quantize; the range's
+     *        are written
+     * @throws NonFiniteValueException the range holds a NaN or an infinity; its output is then partly written
+     * @throws IllegalArgumentException the block size is not valid, {@code src} is not a whole number of
+     *         elements, or {@code codes} or {@code absmax} is too small or read-only
+     * @throws IndexOutOfBoundsException {@code firstBlock} is negative or above {@code endBlock}, or
+     *         {@code endBlock} is past the last block
      */
     public static void quantizeBlocks(MemorySegment src, FloatType srcType, int blockSize, long firstBlock,
                                       long endBlock, MemorySegment codes, MemorySegment absmax) {
@@ -190,6 +288,24 @@ public final class Nf4 {
      * it, while it is in cache: the figures {@code qnat compare} gives, without a second pass. Where
      * {@code blockTerms} is not null (zeroed, 12 bytes per block of the whole input), it also keeps what
      * {@link #errorAtStoredAbsmax} needs once the absmax values are stored another way.
+     *
+     * @param src the whole input's little-endian elements, not only the range's
+     * @param srcType the type of {@code src}'s elements
+     * @param blockSize elements per block the whole input is cut into, an even number from 2 to 2^20
+     * @param firstBlock the range's first block, from 0
+     * @param endBlock the block after the range's last, at most {@code blockCount}; {@code firstBlock} for none
+     * @param codes the whole output's packed codes, as for the one-call quantize; the range's bytes are written
+     * @param absmax the whole output's float32 absmax, one per block as for the one-call quantize; the range's
+     *        are written
+     * @param error receives the range's error, added to what it holds
+     * @param blockTerms null, or zeroed memory of 12 bytes per block of the whole input, which receives each
+     *        range block's {@code sum x l}, {@code sum l^2} and {@code max |d|} as three float32
+     * @throws NonFiniteValueException the range holds a NaN or an infinity; its output is then partly written, and
+     *         {@code error} and {@code blockTerms} partly added to
+     * @throws IllegalArgumentException the block size is not valid, {@code src} is not a whole number of
+     *         elements, {@code codes} or {@code absmax} is too small or read-only, or {@code blockTerms} is too small
+     * @throws IndexOutOfBoundsException {@code firstBlock} is negative or above {@code endBlock}, or
+     *         {@code endBlock} is past the last block
      */
     public static void quantizeBlocks(MemorySegment src, FloatType srcType, int blockSize, long firstBlock,
                                       long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError error,
@@ -215,6 +331,16 @@ public final class Nf4 {
      * Quantizes as {@link #quantize(MemorySegment, FloatType, int, MemorySegment, MemorySegment)} does, each
      * block's scale chosen by {@code rule} and written where the absmax would be; with {@link ScaleRule#ABSMAX}
      * it is that call. The input is scanned first: on a NaN or infinity nothing is written.
+     *
+     * @param src the input's little-endian elements, in flattened order; all must be finite
+     * @param srcType the type of {@code src}'s elements
+     * @param blockSize elements per block, an even number from 2 to 2^20; the last block may be shorter
+     * @param codes receives the packed codes: at least {@link #packedSize} of the element count, in bytes; writable
+     * @param scales receives one little-endian float32 scale per block: at least {@code 4 * blockCount} bytes; writable
+     * @param rule how each block's scale is chosen
+     * @throws NonFiniteValueException {@code src} holds a NaN or an infinity; nothing has been written
+     * @throws IllegalArgumentException the block size is not valid, {@code src} is not a whole number of
+     *         elements, or {@code codes} or {@code scales} is too small or read-only
      */
     public static void quantize(MemorySegment src, FloatType srcType, int blockSize, MemorySegment codes,
                                 MemorySegment scales, ScaleRule rule) {
@@ -228,7 +354,17 @@ public final class Nf4 {
         quantizeMse(kernels, src, srcType, count, blockSize, 0, blockCount(count, blockSize), codes, scales, null);
     }
 
-    /** Quantizes float32 values with scales chosen by {@code rule}. */
+    /**
+     * Quantizes float32 values with scales chosen by {@code rule}.
+     *
+     * @param src the values, in flattened order; all must be finite
+     * @param blockSize elements per block, an even number from 2 to 2^20; the last block may be shorter
+     * @param codes receives the packed codes: at least {@code packedSize(src.length)} bytes
+     * @param scales receives one scale per block: at least {@code blockCount(src.length, blockSize)} floats
+     * @param rule how each block's scale is chosen
+     * @throws NonFiniteValueException {@code src} holds a NaN or an infinity; nothing has been written
+     * @throws IllegalArgumentException the block size is not valid, or {@code codes} or {@code scales} is too small
+     */
     public static void quantize(float[] src, int blockSize, byte[] codes, float[] scales, ScaleRule rule) {
         quantize(MemorySegment.ofArray(Objects.requireNonNull(src, "src")), FloatType.F32, blockSize,
                 MemorySegment.ofArray(codes), MemorySegment.ofArray(scales), rule);
@@ -239,6 +375,21 @@ public final class Nf4 {
      * each block's scale chosen by {@code rule}, adding the blocks' error to {@code error} where it is not
      * null (as the measuring {@code quantizeBlocks} does, without block terms). A NaN or infinity is reported
      * as {@link NonFiniteValueException}; the range's output is then partly written.
+     *
+     * @param src the whole input's little-endian elements, not only the range's
+     * @param srcType the type of {@code src}'s elements
+     * @param blockSize elements per block the whole input is cut into, an even number from 2 to 2^20
+     * @param firstBlock the range's first block, from 0
+     * @param endBlock the block after the range's last, at most {@code blockCount}; {@code firstBlock} for none
+     * @param codes the whole output's packed codes, as for the one-call quantize; the range's bytes are written
+     * @param scales the whole output's float32 scales, one per block; the range's are written
+     * @param rule how each block's scale is chosen
+     * @param error receives the range's error, added to what it holds; null not to measure it
+     * @throws NonFiniteValueException the range holds a NaN or an infinity; its output is then partly written
+     * @throws IllegalArgumentException the block size is not valid, {@code src} is not a whole number of
+     *         elements, or {@code codes} or {@code scales} is too small or read-only
+     * @throws IndexOutOfBoundsException {@code firstBlock} is negative or above {@code endBlock}, or
+     *         {@code endBlock} is past the last block
      */
     public static void quantizeBlocks(MemorySegment src, FloatType srcType, int blockSize, long firstBlock,
                                       long endBlock, MemorySegment codes, MemorySegment scales, ScaleRule rule,
@@ -262,6 +413,19 @@ public final class Nf4 {
      * codes: for scales that are stored another way (double quantization) before the codes are chosen
      * against the stored values with {@link #encodeBlocks}. A NaN or infinity is reported as
      * {@link NonFiniteValueException}. Safe to call concurrently for disjoint ranges.
+     *
+     * @param src the whole input's little-endian elements, not only the range's
+     * @param srcType the type of {@code src}'s elements
+     * @param blockSize elements per block the whole input is cut into, an even number from 2 to 2^20
+     * @param firstBlock the range's first block, from 0
+     * @param endBlock the block after the range's last, at most {@code blockCount}; {@code firstBlock} for none
+     * @param scales the whole output's float32 scales, one per block (at least {@code 4 * blockCount} bytes);
+     *        the range's are written
+     * @throws NonFiniteValueException the range holds a NaN or an infinity; its scales have then been written
+     * @throws IllegalArgumentException the block size is not valid, {@code src} is not a whole number of
+     *         elements, or {@code scales} is too small or read-only
+     * @throws IndexOutOfBoundsException {@code firstBlock} is negative or above {@code endBlock}, or
+     *         {@code endBlock} is past the last block
      */
     public static void mseScales(MemorySegment src, FloatType srcType, int blockSize, long firstBlock, long endBlock,
                                  MemorySegment scales) {
@@ -282,6 +446,20 @@ public final class Nf4 {
      * each element's code is the codec's, with its block's scale in place of the absmax. Where {@code error}
      * is not null, adds the blocks' error at those scales to it. The input is not scanned again: it must be
      * one that {@link #mseScales} accepted.
+     *
+     * @param src the whole input's little-endian elements, not only the range's
+     * @param srcType the type of {@code src}'s elements
+     * @param blockSize elements per block the whole input is cut into, an even number from 2 to 2^20
+     * @param firstBlock the range's first block, from 0
+     * @param endBlock the block after the range's last, at most {@code blockCount}; {@code firstBlock} for none
+     * @param scales the whole input's little-endian float32 scales, one per block; only read, and finite in the range
+     * @param codes the whole output's packed codes, as for the one-call quantize; the range's bytes are written
+     * @param error receives the range's error at {@code scales}, added to what it holds; null not to measure it
+     * @throws IllegalArgumentException the block size is not valid, {@code src} is not a whole number of
+     *         elements, {@code codes} or {@code scales} is too small, {@code codes} is read-only, or a scale of the
+     *         range is not finite
+     * @throws IndexOutOfBoundsException {@code firstBlock} is negative or above {@code endBlock}, or
+     *         {@code endBlock} is past the last block
      */
     public static void encodeBlocks(MemorySegment src, FloatType srcType, int blockSize, long firstBlock, long endBlock,
                                     MemorySegment scales, MemorySegment codes, QuantizationError error) {
@@ -317,6 +495,22 @@ public final class Nf4 {
      * stored values exactly, as {@code sum (x - l a')^2 = sum (x - l a)^2 - 2 (a' - a) sum x l
      * + (a'^2 - a^2) sum l^2} per block; the largest error is bounded per block from the terms, and the
      * few blocks that can hold it are measured again from {@code src} and {@code codes}.
+     *
+     * @param measured the blocks' error at their own absmax, as the measuring {@code quantizeBlocks} added it up;
+     *        not changed
+     * @param blockTerms the terms those calls kept, 12 bytes per block
+     * @param absmax the blocks' float32 absmax values as those calls wrote them
+     * @param stored the float32 values the absmax are stored as, one per block
+     * @param blocks how many blocks, from block 0, {@code measured} covers
+     * @param src the input that was quantized
+     * @param srcType the type of {@code src}'s elements
+     * @param blockSize the block size it was quantized with
+     * @param codes the packed codes those calls wrote
+     * @return a new sum: {@code measured}'s count and {@code sum x^2}, with the squared error (never below 0)
+     *         and the largest error at the stored values
+     * @throws IllegalArgumentException {@code src} is not a whole number of {@code srcType} elements
+     * @throws IndexOutOfBoundsException {@code blockTerms}, {@code absmax} or {@code stored} is too small for
+     *         {@code blocks} blocks
      */
     public static QuantizationError errorAtStoredAbsmax(QuantizationError measured, MemorySegment blockTerms,
                                                         MemorySegment absmax, MemorySegment stored, long blocks,
@@ -399,6 +593,12 @@ public final class Nf4 {
     /**
      * Adds to {@code into} the error of the F32 values {@code restored} against the F32 values
      * {@code original} (as many as {@code original} holds): what {@code qnat compare} reports.
+     *
+     * @param original the little-endian F32 originals; their number sets the element count
+     * @param restored the little-endian F32 reconstructions, at least as many; any beyond are ignored
+     * @param into receives the error, added to what it holds
+     * @throws IllegalArgumentException {@code original} is not a whole number of floats, or {@code restored}
+     *         holds fewer
      */
     public static void measureError(MemorySegment original, MemorySegment restored, QuantizationError into) {
         long count = elementCount(Objects.requireNonNull(original, "original"), FloatType.F32, "original");
@@ -411,6 +611,10 @@ public final class Nf4 {
      * Copies packed codes from {@code src} to {@code dst} with each byte's nibbles swapped: between
      * QNAT's order (element 2i in the low nibble) and bitsandbytes' (element 2i in the high nibble).
      * {@code src} and {@code dst} may be the same segment.
+     *
+     * @param src the packed codes: all of its bytes are read
+     * @param dst receives them, swapped, in its first {@code src.byteSize()} bytes
+     * @throws IllegalArgumentException {@code dst} is smaller than {@code src}, or read-only
      */
     public static void swapNibbles(MemorySegment src, MemorySegment dst) {
         long size = src.byteSize();
@@ -428,13 +632,31 @@ public final class Nf4 {
 
     // ---- dequantize -------------------------------------------------------------------------------
 
-    /** Reconstructs {@code dst.length} float32 values. */
+    /**
+     * Reconstructs {@code dst.length} float32 values.
+     *
+     * @param codes the packed codes, as quantize wrote them: at least {@code packedSize(dst.length)} bytes
+     * @param absmax one absmax (or scale) per block: at least {@code blockCount(dst.length, blockSize)} floats
+     * @param blockSize the block size the codes were made with
+     * @param dst receives the values; its length is the element count
+     * @throws IllegalArgumentException the block size is not valid, or {@code codes} or {@code absmax} is too small
+     */
     public static void dequantize(byte[] codes, float[] absmax, int blockSize, float[] dst) {
         dequantize(MemorySegment.ofArray(codes), MemorySegment.ofArray(absmax), blockSize,
                 MemorySegment.ofArray(Objects.requireNonNull(dst, "dst")), FloatType.F32);
     }
 
-    /** Reconstructs {@code dst.length} values as F16 or BF16 bit patterns (round to nearest even). */
+    /**
+     * Reconstructs {@code dst.length} values as F16 or BF16 bit patterns (round to nearest even).
+     *
+     * @param codes the packed codes, as quantize wrote them: at least {@code packedSize(dst.length)} bytes
+     * @param absmax one absmax (or scale) per block: at least {@code blockCount(dst.length, blockSize)} floats
+     * @param blockSize the block size the codes were made with
+     * @param dst receives the values as bit patterns of {@code dstType}; its length is the element count
+     * @param dstType {@link FloatType#F16} or {@link FloatType#BF16}
+     * @throws IllegalArgumentException {@code dstType} is F32, the block size is not valid, or {@code codes} or
+     *         {@code absmax} is too small
+     */
     public static void dequantize(byte[] codes, float[] absmax, int blockSize, short[] dst, FloatType dstType) {
         dequantize(MemorySegment.ofArray(codes), MemorySegment.ofArray(absmax), blockSize,
                 MemorySegment.ofArray(Objects.requireNonNull(dst, "dst")), requireHalf(dstType));
@@ -443,6 +665,15 @@ public final class Nf4 {
     /**
      * Reconstructs {@code codebook[code] * absmax} for as many elements as {@code dst} holds of
      * {@code dstType}, on this thread.
+     *
+     * @param codes the packed codes: at least {@link #packedSize} of the element count, in bytes
+     * @param absmax one little-endian float32 absmax (or scale) per block: at least {@code 4 * blockCount} bytes
+     * @param blockSize the block size the codes were made with
+     * @param dst receives the little-endian values; the number of {@code dstType} elements it holds is the
+     *        element count; writable
+     * @param dstType the type written; F16 and BF16 round to nearest even
+     * @throws IllegalArgumentException the block size is not valid, {@code dst} is not a whole number of
+     *         elements or is read-only, or {@code codes} or {@code absmax} is too small
      */
     public static void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, MemorySegment dst,
                                   FloatType dstType) {
@@ -451,13 +682,36 @@ public final class Nf4 {
                 blockCount(count, blockSize), dst, dstType);
     }
 
-    /** {@link #dequantize(MemorySegment, MemorySegment, int, MemorySegment, FloatType)} on the common pool. */
+    /**
+     * {@link #dequantize(MemorySegment, MemorySegment, int, MemorySegment, FloatType)} on the common pool.
+     *
+     * @param codes the packed codes: at least {@link #packedSize} of the element count, in bytes
+     * @param absmax one little-endian float32 absmax (or scale) per block: at least {@code 4 * blockCount} bytes
+     * @param blockSize the block size the codes were made with
+     * @param dst receives the little-endian values; the number of {@code dstType} elements it holds is the
+     *        element count; writable
+     * @param dstType the type written; F16 and BF16 round to nearest even
+     * @throws IllegalArgumentException the block size is not valid, {@code dst} is not a whole number of
+     *         elements or is read-only, or {@code codes} or {@code absmax} is too small
+     */
     public static void dequantizeParallel(MemorySegment codes, MemorySegment absmax, int blockSize,
                                           MemorySegment dst, FloatType dstType) {
         dequantizeParallel(codes, absmax, blockSize, dst, dstType, ForkJoinPool.commonPool());
     }
 
-    /** Dequantizes with ranges of blocks run on {@code executor}; same result as the one-thread call. */
+    /**
+     * Dequantizes with ranges of blocks run on {@code executor}; same result as the one-thread call.
+     *
+     * @param codes the packed codes: at least {@link #packedSize} of the element count, in bytes
+     * @param absmax one little-endian float32 absmax (or scale) per block: at least {@code 4 * blockCount} bytes
+     * @param blockSize the block size the codes were made with
+     * @param dst receives the little-endian values; the number of {@code dstType} elements it holds is the
+     *        element count; writable
+     * @param dstType the type written; F16 and BF16 round to nearest even
+     * @param executor runs the ranges; the caller runs them all instead where a segment is confined to its thread
+     * @throws IllegalArgumentException the block size is not valid, {@code dst} is not a whole number of
+     *         elements or is read-only, or {@code codes} or {@code absmax} is too small
+     */
     public static void dequantizeParallel(MemorySegment codes, MemorySegment absmax, int blockSize,
                                           MemorySegment dst, FloatType dstType, Executor executor) {
         Objects.requireNonNull(executor, "executor");

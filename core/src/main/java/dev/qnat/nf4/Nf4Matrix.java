@@ -48,6 +48,16 @@ public final class Nf4Matrix extends WeightMatrix {
     /**
      * The matrix of packed {@code codes} with one little-endian f32 {@code absmax} per block. The segments
      * are used in place (not copied) and may be larger than needed.
+     *
+     * @param codes the packed codes, two per byte (low nibble first), at least {@code ceil(rows * cols / 2)} bytes
+     * @param absmax one little-endian f32 per block of {@code blockSize} elements, at least {@code 4 * blocks} bytes
+     * @param rows the number of rows, at least 1
+     * @param cols the number of columns, at least 1
+     * @param blockSize the elements per block, an even number from {@value Nf4#MIN_BLOCK_SIZE} to
+     *        {@value Nf4#MAX_BLOCK_SIZE}
+     * @return a matrix that reads {@code codes} and {@code absmax} in place
+     * @throws IllegalArgumentException if {@code rows} or {@code cols} is below 1, the block size is not valid, or
+     *         a segment is too small
      */
     public static Nf4Matrix of(MemorySegment codes, MemorySegment absmax, int rows, int cols, int blockSize) {
         Objects.requireNonNull(codes, "codes");
@@ -62,6 +72,19 @@ public final class Nf4Matrix extends WeightMatrix {
      * {@code nestedAbsmax} one little-endian f32 per group of {@value DoubleQuantization#GROUP_SIZE} blocks,
      * the offset and the 256-entry table (copied); absmax of block b is
      * {@code table[scaleCodes[b]] * nestedAbsmax[b / 256] + offset}.
+     *
+     * @param codes the packed codes, two per byte (low nibble first), at least {@code ceil(rows * cols / 2)} bytes
+     * @param scaleCodes one code byte per block, at least {@code blocks} bytes
+     * @param nestedAbsmax one little-endian f32 per group of 256 blocks, at least {@code 4 * ceil(blocks / 256)} bytes
+     * @param offset added to every decoded absmax (the mean the absmax were centred on)
+     * @param table the {@value DoubleQuantization#TABLE_SIZE} levels a scale code selects, copied
+     * @param rows the number of rows, at least 1
+     * @param cols the number of columns, at least 1
+     * @param blockSize the elements per block, an even number from {@value Nf4#MIN_BLOCK_SIZE} to
+     *        {@value Nf4#MAX_BLOCK_SIZE}
+     * @return a matrix that reads the three segments in place
+     * @throws IllegalArgumentException if {@code table} has not {@value DoubleQuantization#TABLE_SIZE} entries,
+     *         {@code rows} or {@code cols} is below 1, the block size is not valid, or a segment is too small
      */
     public static Nf4Matrix doubleQuantized(MemorySegment codes, MemorySegment scaleCodes, MemorySegment nestedAbsmax,
                                             float offset, float[] table, int rows, int cols, int blockSize) {
@@ -82,6 +105,17 @@ public final class Nf4Matrix extends WeightMatrix {
     /**
      * Quantizes {@code rows * cols} finite float32 weights (row-major) into a new matrix in memory of its
      * own, with double quantization or f32 absmax.
+     *
+     * @param weights the {@code rows * cols} weights, {@code W[r][c]} at {@code r * cols + c}; read, not kept
+     * @param rows the number of rows, at least 1
+     * @param cols the number of columns, at least 1
+     * @param blockSize the elements per block, an even number from {@value Nf4#MIN_BLOCK_SIZE} to
+     *        {@value Nf4#MAX_BLOCK_SIZE}
+     * @param doubleQuant true to double-quantize the absmax ({@link DoubleQuantization}), false to keep them f32
+     * @return the quantized matrix, in memory freed once it is unreachable
+     * @throws IllegalArgumentException if {@code weights} does not hold {@code rows * cols} floats, {@code rows} or
+     *         {@code cols} is below 1, or the block size is not valid
+     * @throws NonFiniteValueException if a weight is a NaN or an infinity
      */
     public static Nf4Matrix quantize(float[] weights, int rows, int cols, int blockSize, boolean doubleQuant) {
         Objects.requireNonNull(weights, "weights");
@@ -110,20 +144,39 @@ public final class Nf4Matrix extends WeightMatrix {
         return Nf4.blockCount(elementCount(), blockSize);
     }
 
+    /**
+     * The elements per quantization block, over the flattened row-major matrix.
+     *
+     * @return the block size, an even number from {@value Nf4#MIN_BLOCK_SIZE} to {@value Nf4#MAX_BLOCK_SIZE}
+     */
     public int blockSize() {
         return blockSize;
     }
 
+    /**
+     * Whether the scales are double-quantized rather than one f32 absmax per block.
+     *
+     * @return true if made by {@link #doubleQuantized} (or {@link #quantize} with double quantization)
+     */
     public boolean isDoubleQuantized() {
         return absmax == null;
     }
 
-    /** The kernels this JVM multiplies with, e.g. {@code panama-256}. */
+    /**
+     * The kernels this JVM multiplies with, e.g. {@code panama-256}.
+     *
+     * @return the kernels' name, e.g. {@code panama-256} or {@code scalar}
+     */
     public static String kernelName() {
         return MatVecKernelProvider.kernels().name();
     }
 
-    /** The dequantized weights, row-major, into {@code dst} of {@code rows * cols} floats (for tests and tools). */
+    /**
+     * The dequantized weights, row-major, into {@code dst} of {@code rows * cols} floats (for tests and tools).
+     *
+     * @param dst receives {@code W[r][c]} at {@code r * cols + c}; exactly {@code rows * cols} floats
+     * @throws IllegalArgumentException if {@code dst} does not hold {@code rows * cols} floats
+     */
     public void dequantize(float[] dst) {
         if (Objects.requireNonNull(dst, "dst").length != elementCount()) {
             throw new IllegalArgumentException("dst holds " + dst.length + " floats, not " + rows + " x " + cols);

@@ -16,12 +16,22 @@ public enum ScaleRule {
      */
     MSE;
 
-    /** The rule's name on the command line: {@code absmax} or {@code mse}. */
+    /**
+     * The rule's name on the command line: {@code absmax} or {@code mse}.
+     *
+     * @return the enum constant's name in lower case, as {@link #named} accepts it
+     */
     public String cliName() {
         return name().toLowerCase(Locale.ROOT);
     }
 
-    /** The rule named {@code name} ({@code absmax} or {@code mse}, any case). */
+    /**
+     * The rule named {@code name} ({@code absmax} or {@code mse}, any case).
+     *
+     * @param name the rule's command-line name; case and surrounding white space are ignored
+     * @return the rule of that name
+     * @throws IllegalArgumentException {@code name} is neither {@code absmax} nor {@code mse}
+     */
     public static ScaleRule named(String name) {
         for (ScaleRule rule : values()) {
             if (rule.cliName().equalsIgnoreCase(name.strip())) {

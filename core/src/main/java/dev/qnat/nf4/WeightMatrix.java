@@ -44,42 +44,95 @@ public abstract sealed class WeightMatrix permits Nf4Matrix, FloatMatrix {
         this.cols = cols;
     }
 
-    /** Rows: outputs per row of x. */
+    /**
+     * Rows: outputs per row of x.
+     *
+     * @return the number of rows of W, at least 1
+     */
     public int rows() {
         return rows;
     }
 
-    /** Columns: inputs per row of x. */
+    /**
+     * Columns: inputs per row of x.
+     *
+     * @return the number of columns of W, at least 1
+     */
     public int cols() {
         return cols;
     }
 
-    /** {@code y[r] = sum over c of W[r][c] * x[c]}; x holds cols floats, y rows. */
+    /**
+     * {@code y[r] = sum over c of W[r][c] * x[c]}; x holds cols floats, y rows.
+     *
+     * @param x the input vector, exactly {@link #cols()} floats
+     * @param y where the output goes, exactly {@link #rows()} floats; not {@code x}
+     * @throws IllegalArgumentException if a length is wrong or {@code x} and {@code y} are the same array
+     */
     public void matVec(float[] x, float[] y) {
         matMul(x, 1, y, null);
     }
 
-    /** As {@link #matVec(float[], float[])}, with row ranges run on {@code executor}. */
+    /**
+     * As {@link #matVec(float[], float[])}, with row ranges run on {@code executor}.
+     *
+     * @param x the input vector, exactly {@link #cols()} floats
+     * @param y where the output goes, exactly {@link #rows()} floats; not {@code x}
+     * @param executor runs the row ranges, not null; this call waits for them all
+     * @throws IllegalArgumentException if a length is wrong or {@code x} and {@code y} are the same array
+     */
     public void matVec(float[] x, float[] y, Executor executor) {
         matMul(x, 1, y, Objects.requireNonNull(executor, "executor"));
     }
 
-    /** As {@link #matVec(float[], float[])} on little-endian float32 segments. */
+    /**
+     * As {@link #matVec(float[], float[])} on little-endian float32 segments.
+     *
+     * @param x the input vector, exactly {@link #cols()} floats ({@code 4 * cols} bytes)
+     * @param y where the output goes, exactly {@link #rows()} floats ({@code 4 * rows} bytes), writable
+     * @throws IllegalArgumentException if a size is wrong or {@code y} is read-only
+     */
     public void matVec(MemorySegment x, MemorySegment y) {
         matMul(x, 1, y, null);
     }
 
-    /** As {@link #matVec(MemorySegment, MemorySegment)}, with row ranges run on {@code executor}. */
+    /**
+     * As {@link #matVec(MemorySegment, MemorySegment)}, with row ranges run on {@code executor}.
+     *
+     * @param x the input vector, exactly {@link #cols()} floats ({@code 4 * cols} bytes)
+     * @param y where the output goes, exactly {@link #rows()} floats ({@code 4 * rows} bytes), writable
+     * @param executor runs the row ranges, not null; this call waits for them all
+     * @throws IllegalArgumentException if a size is wrong or {@code y} is read-only
+     */
     public void matVec(MemorySegment x, MemorySegment y, Executor executor) {
         matMul(x, 1, y, Objects.requireNonNull(executor, "executor"));
     }
 
-    /** {@code y = x W^T}: x holds {@code batch} rows of cols floats, y {@code batch} rows of rows floats. */
+    /**
+     * {@code y = x W^T}: x holds {@code batch} rows of cols floats, y {@code batch} rows of rows floats.
+     *
+     * @param x the inputs, {@code [batch][cols]} row-major: exactly {@code batch * cols} floats
+     * @param batch the number of rows of x and of y, at least 1
+     * @param y where the outputs go, {@code [batch][rows]} row-major: exactly {@code batch * rows} floats;
+     *        not {@code x}
+     * @throws IllegalArgumentException if {@code batch < 1}, a length is wrong (or too large for one array), or
+     *         {@code x} and {@code y} are the same array
+     */
     public void matMul(float[] x, int batch, float[] y) {
         matMul(x, batch, y, null);
     }
 
-    /** As {@link #matMul(float[], int, float[])} with row ranges run on {@code executor} (null: this thread). */
+    /**
+     * As {@link #matMul(float[], int, float[])} with row ranges run on {@code executor} (null: this thread).
+     *
+     * @param x the inputs, {@code [batch][cols]} row-major: exactly {@code batch * cols} floats
+     * @param batch the number of rows of x and of y, at least 1
+     * @param y where the outputs go, {@code [batch][rows]} row-major: exactly {@code batch * rows} floats;
+     *        not {@code x}
+     * @param executor runs the row ranges, this call waiting for them all; null runs them on this thread
+     * @throws IllegalArgumentException if {@code batch < 1}, a length is wrong (or too large for one array), or
+     *         {@code x} and {@code y} are the same array
+     */
     public void matMul(float[] x, int batch, float[] y, Executor executor) {
         Objects.requireNonNull(x, "x");
         Objects.requireNonNull(y, "y");
@@ -92,12 +145,29 @@ public abstract sealed class WeightMatrix permits Nf4Matrix, FloatMatrix {
         run(x, batch, y, executor, true);
     }
 
-    /** As {@link #matMul(float[], int, float[])} on little-endian float32 segments. */
+    /**
+     * As {@link #matMul(float[], int, float[])} on little-endian float32 segments.
+     *
+     * @param x the inputs, {@code [batch][cols]} row-major: exactly {@code batch * cols} floats
+     * @param batch the number of rows of x and of y, at least 1
+     * @param y where the outputs go, {@code [batch][rows]} row-major: exactly {@code batch * rows} floats, writable
+     * @throws IllegalArgumentException if {@code batch < 1}, a size is wrong or not whole floats, or {@code y} is
+     *         read-only
+     */
     public void matMul(MemorySegment x, int batch, MemorySegment y) {
         matMul(x, batch, y, null);
     }
 
-    /** As {@link #matMul(MemorySegment, int, MemorySegment)} with row ranges run on {@code executor} (null: this thread). */
+    /**
+     * As {@link #matMul(MemorySegment, int, MemorySegment)} with row ranges run on {@code executor} (null: this thread).
+     *
+     * @param x the inputs, {@code [batch][cols]} row-major: exactly {@code batch * cols} floats
+     * @param batch the number of rows of x and of y, at least 1
+     * @param y where the outputs go, {@code [batch][rows]} row-major: exactly {@code batch * rows} floats, writable
+     * @param executor runs the row ranges, this call waiting for them all; null runs them on this thread
+     * @throws IllegalArgumentException if {@code batch < 1}, a size is wrong or not whole floats, or {@code y} is
+     *         read-only
+     */
     public void matMul(MemorySegment x, int batch, MemorySegment y, Executor executor) {
         Objects.requireNonNull(x, "x");
         Objects.requireNonNull(y, "y");

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.format.FormatException;
-import dev.qnat.format.JsonInput;
+import dev.qnat.internal.JsonInput;
 import dev.qnat.io.FileSnapshot;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -23,7 +23,9 @@ import java.util.Optional;
  * validated; the weight map must name each shard's tensors and only those, once.
  */
 public final class Checkpoint implements AutoCloseable {
+    /** The index file's name, which {@link #open} looks for first in a folder. */
     public static final String INDEX_NAME = "model.safetensors.index.json";
+    /** The single file's name, which {@link #open} looks for in a folder without an index. */
     public static final String SINGLE_NAME = "model.safetensors";
 
     private final Path source;
@@ -46,7 +48,17 @@ public final class Checkpoint implements AutoCloseable {
         this.tensors = TensorList.of(tensors);
     }
 
-    /** Opens a .safetensors file, an index .json, or a folder holding either. */
+    /**
+     * Opens a .safetensors file, an index .json, or a folder holding either (the index preferred), mapping
+     * and validating every shard. Close it to unmap them.
+     *
+     * @param path a {@code .safetensors} file, an index (a name ending in {@code .json}), or a folder
+     *             holding {@value #INDEX_NAME} or {@value #SINGLE_NAME}
+     * @return the open checkpoint, its tensors readable until it is closed
+     * @throws FormatException a folder holds neither file, a shard or the index is malformed, or the
+     *                         weight map disagrees with the shards (or names a file not beside the index)
+     * @throws IOException a file cannot be read, or is not a regular file
+     */
     public static Checkpoint open(Path path) throws IOException, FormatException {
         if (Files.isDirectory(path)) {
             if (Files.exists(path.resolve(INDEX_NAME))) {
@@ -150,35 +162,62 @@ public final class Checkpoint implements AutoCloseable {
         }
     }
 
-    /** The file or index this checkpoint was opened from. */
+    /**
+     * The file or index this checkpoint was opened from.
+     *
+     * @return the single {@code .safetensors} file or the index, as found (a folder resolved to the file in it)
+     */
     public Path source() {
         return source;
     }
 
-    /** Every file this checkpoint reads, the index included, as it was when opened. */
+    /**
+     * Every file this checkpoint reads, the index included, as it was when opened.
+     *
+     * @return the index (if any) first, then each shard; the inputs a writer must check and must not overwrite
+     */
     public List<FileSnapshot> files() {
         return files;
     }
 
-    /** The metadata: a single file's {@code __metadata__}, or the index's {@code metadata}. */
+    /**
+     * The metadata: a single file's {@code __metadata__}, or the index's {@code metadata}.
+     *
+     * @return an unmodifiable map in stored order, the index's numbers kept as text; empty when there is none
+     */
     public Map<String, String> metadata() {
         return metadata;
     }
 
-    /** All tensors, shard by shard, each in its shard's header order. */
+    /**
+     * All tensors, shard by shard, each in its shard's header order.
+     *
+     * @return an unmodifiable list of the tensors, whose data is readable while this checkpoint is open
+     */
     public List<SafetensorsTensor> tensors() {
         return tensors.list();
     }
 
+    /**
+     * Looks a tensor up by name, in whichever shard holds it.
+     *
+     * @param name the tensor's name as in the header
+     * @return the tensor, or empty when no shard holds one of that name
+     */
     public Optional<SafetensorsTensor> tensor(String name) {
         return tensors.find(name);
     }
 
-    /** Total bytes of tensor data. */
+    /**
+     * Total bytes of tensor data.
+     *
+     * @return the sum of every tensor's byte size over all shards, headers not counted
+     */
     public long dataBytes() {
         return tensors.list().stream().mapToLong(t -> t.data().byteSize()).sum();
     }
 
+    /** Unmaps every shard; the tensors' data cannot be read after this. */
     @Override
     public void close() {
         shards.forEach(SafetensorsFile::close);

@@ -6,8 +6,8 @@ import com.fasterxml.jackson.core.exc.StreamReadException;
 import dev.qnat.format.DType;
 import dev.qnat.format.ElementCount;
 import dev.qnat.format.FormatException;
-import dev.qnat.format.JsonInput;
 import dev.qnat.format.TensorToWrite;
+import dev.qnat.internal.JsonInput;
 import dev.qnat.io.FileSnapshot;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -53,7 +53,14 @@ public final class SafetensorsFile implements AutoCloseable {
         this.tensors = TensorList.of(tensors);
     }
 
-    /** Opens, maps and validates a safetensors file. */
+    /**
+     * Opens, maps and validates a safetensors file.
+     *
+     * @param path the {@code .safetensors} file, which must be a regular file
+     * @return the open file, its tensors readable until it is closed
+     * @throws FormatException the file breaks a rule of the format (see the class description)
+     * @throws IOException it cannot be read or mapped, or it is a folder, a FIFO, a device or a socket
+     */
     public static SafetensorsFile open(Path path) throws IOException, FormatException {
         FileSnapshot snapshot = FileSnapshot.of(path);
         Arena arena = Arena.ofShared();
@@ -236,25 +243,48 @@ public final class SafetensorsFile implements AutoCloseable {
         return values.stream().mapToLong(Long::longValue).toArray();
     }
 
+    /**
+     * The file's path, as given to {@link #open}; the name it is known by for one read from memory.
+     *
+     * @return the path that messages about this file name
+     */
     public Path path() {
         return path;
     }
 
-    /** The {@code __metadata__} strings, in stored order. */
+    /**
+     * The {@code __metadata__} strings, in stored order.
+     *
+     * @return an unmodifiable map; empty when the header has no {@code __metadata__}
+     */
     public Map<String, String> metadata() {
         return metadata;
     }
 
-    /** The tensors in the order of the header. */
+    /**
+     * The tensors in the order of the header.
+     *
+     * @return an unmodifiable list of the tensors, whose data is readable while this file is open
+     */
     public List<SafetensorsTensor> tensors() {
         return tensors.list();
     }
 
+    /**
+     * Looks a tensor up by name.
+     *
+     * @param name the tensor's name as in the header
+     * @return the tensor, or empty when the file holds none of that name
+     */
     public Optional<SafetensorsTensor> tensor(String name) {
         return tensors.find(name);
     }
 
-    /** The file as it was opened (empty for one read from memory): writers check it did not change. */
+    /**
+     * The file as it was opened (empty for one read from memory): writers check it did not change.
+     *
+     * @return the snapshot taken before the file was mapped, or empty for one read from memory
+     */
     public Optional<FileSnapshot> snapshot() {
         return Optional.ofNullable(snapshot);
     }

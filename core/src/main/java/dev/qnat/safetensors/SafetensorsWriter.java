@@ -33,11 +33,30 @@ public final class SafetensorsWriter {
     /** Produces a tensor's bytes into its slice of the mapped file. */
     @FunctionalInterface
     public interface Filler {
+        /**
+         * Writes the tensor's bytes, little-endian and in C order.
+         *
+         * @param destination the tensor's slice of the mapped file, exactly its byte size long
+         * @throws IOException reading the data failed; the write is abandoned and the target left as it was
+         */
         void fill(MemorySegment destination) throws IOException;
     }
 
-    /** One tensor to write: its bytes come from {@code filler}, which must fill exactly the tensor's size. */
+    /**
+     * One tensor to write: its bytes come from {@code filler}, which must fill exactly the tensor's size.
+     *
+     * @param name the tensor's name in the header: not empty, no lone surrogate, not {@code __metadata__}
+     * @param dtype its element type, which with {@code shape} sets its byte size
+     * @param shape its dimensions, outermost first (empty for a scalar), none negative; copied in
+     * @param filler what writes its bytes (not called when a {@link BodyFiller} writes the file)
+     */
     public record Entry(String name, DType dtype, long[] shape, Filler filler) {
+        /**
+         * Checks the name and takes a copy of {@code shape}.
+         *
+         * @throws IllegalArgumentException the name is empty or holds a lone surrogate
+         * @throws NullPointerException the name, dtype, shape or filler is null
+         */
         public Entry {
             TensorNames.check(Objects.requireNonNull(name, "name"));
             Objects.requireNonNull(dtype, "dtype");
@@ -45,14 +64,32 @@ public final class SafetensorsWriter {
             Objects.requireNonNull(filler, "filler");
         }
 
-        /** A tensor whose bytes a {@link BodyFiller} provides. */
+        /**
+         * A tensor whose bytes a {@link BodyFiller} provides.
+         *
+         * @param name the tensor's name in the header
+         * @param dtype its element type
+         * @param shape its dimensions, outermost first (empty for a scalar)
+         * @return an entry whose own filler fails with {@link IllegalStateException} if it is called
+         * @throws IllegalArgumentException the name is empty or holds a lone surrogate
+         */
         public static Entry slot(String name, DType dtype, long[] shape) {
             return new Entry(name, dtype, shape, destination -> {
                 throw new IllegalStateException("tensor '" + name + "' is filled by the body filler");
             });
         }
 
-        /** A tensor copied from existing bytes. */
+        /**
+         * A tensor copied from existing bytes.
+         *
+         * @param name the tensor's name in the header
+         * @param dtype its element type
+         * @param shape its dimensions, outermost first (empty for a scalar)
+         * @param bytes its data, already in safetensors layout; the tensor's byte size is copied from offset 0,
+         *              so it must be at least that long (a mapped input tensor's {@code data}, say)
+         * @return an entry whose filler copies {@code bytes} into its slice
+         * @throws IllegalArgumentException the name is empty or holds a lone surrogate
+         */
         public static Entry copy(String name, DType dtype, long[] shape, MemorySegment bytes) {
             return new Entry(name, dtype, shape, destination -> MemorySegment.copy(bytes, 0, destination, 0,
                     destination.byteSize()));
@@ -81,17 +118,46 @@ public final class SafetensorsWriter {
     /** Fills all tensors at once, given each tensor's slice of the mapped file by name. */
     @FunctionalInterface
     public interface BodyFiller {
+        /**
+         * Writes every tensor's bytes, little-endian and in C order, in whatever order suits the producer.
+         *
+         * @param slices by tensor name, each tensor's slice of the mapped file, exactly its byte size long
+         * @throws IOException reading the data failed; the write is abandoned and the target left as it was
+         */
         void fill(Map<String, MemorySegment> slices) throws IOException;
     }
 
     private SafetensorsWriter() {}
 
-    /** Writes tensors whose bytes each come from their own filler. */
+    /**
+     * Writes tensors whose bytes each come from their own filler, which reads no mapped file.
+     *
+     * @param target the file to create or replace; its folder must exist and be writable
+     * @param metadata the {@code __metadata__} strings, in the order to store them; none stored when empty
+     * @param tensors the tensors, in any order (they are laid out by dtype size, then name); names unique
+     * @throws IOException the target is refused ({@link dev.qnat.io.OutputTarget}), a filler fails, or
+     *                     the disk is full; the target is left as it was
+     * @throws IllegalArgumentException a name is used twice or is {@code __metadata__}, or a shape has a
+     *                                  negative dimension or too many elements
+     */
     public static void write(Path target, Map<String, String> metadata, List<Entry> tensors) throws IOException {
         write(target, metadata, tensors, List.of());
     }
 
-    /** Writes tensors whose bytes each come from their own filler, reading data mapped from {@code inputs}. */
+    /**
+     * Writes tensors whose bytes each come from their own filler, reading data mapped from {@code inputs}.
+     * The fillers are called one at a time, in the order of {@code tensors}.
+     *
+     * @param target the file to create or replace; its folder must exist and be writable
+     * @param metadata the {@code __metadata__} strings, in the order to store them; none stored when empty
+     * @param tensors the tensors, in any order (they are laid out by dtype size, then name); names unique
+     * @param inputs the mapped files the fillers read (checked not to be the target, and unchanged after the fill)
+     * @throws IOException the target is refused ({@link dev.qnat.io.OutputTarget}) or is one of the
+     *                     inputs, an input changed while it was read, a filler fails, or the disk is full;
+     *                     the target is left as it was
+     * @throws IllegalArgumentException a name is used twice or is {@code __metadata__}, or a shape has a
+     *                                  negative dimension or too many elements
+     */
     public static void write(Path target, Map<String, String> metadata, List<Entry> tensors, List<FileSnapshot> inputs)
             throws IOException {
         write(target, metadata, tensors, slices -> {
@@ -107,13 +173,35 @@ public final class SafetensorsWriter {
     /**
      * Writes tensors described by {@code tensors} (their own fillers are not called) whose bytes all come
      * from {@code body}, for producers that fill several tensors in one pass.
+     *
+     * @param target the file to create or replace; its folder must exist and be writable
+     * @param metadata the {@code __metadata__} strings, in the order to store them; none stored when empty
+     * @param tensors the tensors, in any order (they are laid out by dtype size, then name); names unique
+     * @param body what writes every tensor's bytes, reading no mapped file
+     * @throws IOException the target is refused ({@link dev.qnat.io.OutputTarget}), a filler fails, or
+     *                     the disk is full; the target is left as it was
+     * @throws IllegalArgumentException a name is used twice or is {@code __metadata__}, or a shape has a
+     *                                  negative dimension or too many elements
      */
     public static void write(Path target, Map<String, String> metadata, List<Entry> tensors, BodyFiller body)
             throws IOException {
         write(target, metadata, tensors, body, List.of());
     }
 
-    /** Writes as {@link #write(Path, Map, List, BodyFiller)} does, from data mapped from {@code inputs}. */
+    /**
+     * Writes as {@link #write(Path, Map, List, BodyFiller)} does, from data mapped from {@code inputs}.
+     *
+     * @param target the file to create or replace; its folder must exist and be writable
+     * @param metadata the {@code __metadata__} strings, in the order to store them; none stored when empty
+     * @param tensors the tensors, in any order (they are laid out by dtype size, then name); names unique
+     * @param body what writes every tensor's bytes
+     * @param inputs the mapped files {@code body} reads (checked not to be the target, and unchanged after the fill)
+     * @throws IOException the target is refused ({@link dev.qnat.io.OutputTarget}) or is one of the
+     *                     inputs, an input changed while it was read, a filler fails, or the disk is full;
+     *                     the target is left as it was
+     * @throws IllegalArgumentException a name is used twice or is {@code __metadata__}, or a shape has a
+     *                                  negative dimension or too many elements
+     */
     public static void write(Path target, Map<String, String> metadata, List<Entry> tensors, BodyFiller body,
                              List<FileSnapshot> inputs) throws IOException {
         try (AtomicMappedFile.Prepared prepared = prepare(target, metadata, tensors, body, inputs)) {
@@ -124,6 +212,19 @@ public final class SafetensorsWriter {
     /**
      * Writes the file complete beside {@code target} without renaming it into place yet
      * ({@link AtomicMappedFile#prepare}), for a writer that puts several files in place together.
+     *
+     * @param target the file to create or replace; its folder must exist and be writable
+     * @param metadata the {@code __metadata__} strings, in the order to store them; none stored when empty
+     * @param tensors the tensors, in any order (they are laid out by dtype size, then name); names unique
+     * @param body what writes every tensor's bytes (the entries' own fillers are not called)
+     * @param inputs the mapped files {@code body} reads (checked not to be the target, and unchanged after the fill)
+     * @return the complete, forced temp file: {@link AtomicMappedFile.Prepared#commit} puts it in place,
+     *         closing it uncommitted deletes it
+     * @throws IOException the target is refused ({@link dev.qnat.io.OutputTarget}) or is one of the
+     *                     inputs, an input changed while it was read, a filler fails, or the disk is full;
+     *                     the temp file is deleted and the target left as it was
+     * @throws IllegalArgumentException a name is used twice or is {@code __metadata__}, or a shape has a
+     *                                  negative dimension or too many elements
      */
     public static AtomicMappedFile.Prepared prepare(Path target, Map<String, String> metadata, List<Entry> tensors,
                                                     BodyFiller body, List<FileSnapshot> inputs) throws IOException {

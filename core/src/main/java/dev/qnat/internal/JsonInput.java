@@ -1,9 +1,10 @@
-package dev.qnat.format;
+package dev.qnat.internal;
 
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadFeature;
+import dev.qnat.format.FormatException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
@@ -22,7 +23,14 @@ public final class JsonInput {
 
     private JsonInput() {}
 
-    /** A parser over {@code bytes}, which must be valid UTF-8; {@code where} names them in errors. */
+    /**
+     * A parser over {@code bytes}, which must be valid UTF-8; {@code where} names them in errors.
+     *
+     * @param where names the bytes in messages, e.g. the file and the part of it
+     * @param bytes the whole JSON text, UTF-8 encoded
+     * @return a parser positioned before the first token, refusing duplicate names in an object
+     * @throws FormatException if {@code bytes} are not valid UTF-8 or the parser cannot be created
+     */
     public static JsonParser parser(String where, byte[] bytes) throws FormatException {
         String text;
         try {
@@ -37,8 +45,14 @@ public final class JsonInput {
         }
     }
 
-    /** Decodes UTF-8, refusing malformed bytes rather than replacing them. */
-    static String strictUtf8(ByteBuffer bytes) throws CharacterCodingException {
+    /**
+     * Decodes UTF-8, refusing malformed bytes rather than replacing them.
+     *
+     * @param bytes the encoded text, read from its position to its limit
+     * @return the decoded text
+     * @throws CharacterCodingException the bytes are not valid UTF-8
+     */
+    public static String strictUtf8(ByteBuffer bytes) throws CharacterCodingException {
         return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                 .onUnmappableCharacter(CodingErrorAction.REPORT).decode(bytes).toString();
     }
@@ -47,6 +61,14 @@ public final class JsonInput {
      * Reads a JSON object whose values are all strings into {@code into}, {@code start} being the token
      * that opens it. Errors begin with {@code what}; a value that is not a string is named
      * {@code what + " " + valueLabel + " 'KEY'"}.
+     *
+     * @param what names the object at the start of each message
+     * @param valueLabel what a value is called in the message about a non-string value, e.g. {@code "entry"}
+     * @param json the parser, just past {@code start}; left on the object's closing brace
+     * @param start the token already read that must open the object
+     * @param into receives each name and its value
+     * @throws IOException if the JSON is malformed or repeats a name (Jackson's parse exceptions)
+     * @throws FormatException if {@code start} does not open an object or a value is not a string
      */
     public static void readStringMap(String what, String valueLabel, JsonParser json, JsonToken start,
                                      Map<String, String> into) throws IOException, FormatException {
