@@ -83,11 +83,16 @@ public final class QnatWriter {
      * Total input bytes of the tensors: what {@link Progress} counts towards.
      *
      * @param tensors the tensors to write
-     * @return the sum of their {@code data} sizes in bytes; an already encoded tensor, whose data is
-     *     empty, adds 0
+     * @return the sum of their {@code data} sizes in bytes, an already encoded tensor (whose data is
+     *     empty) adding its packed codes
      */
     public static long inputBytes(List<TensorToWrite> tensors) {
-        return tensors.stream().mapToLong(t -> t.data().byteSize()).sum();
+        return tensors.stream().mapToLong(QnatWriter::progressBytes).sum();
+    }
+
+    /** What a tensor's tasks tell {@link Progress} in all: its data, or an encoded tensor's packed codes. */
+    private static long progressBytes(TensorToWrite tensor) {
+        return tensor.encoded() != null ? Nf4.packedSize(tensor.elementCount()) : tensor.data().byteSize();
     }
 
     /**
@@ -197,7 +202,7 @@ public final class QnatWriter {
                     tasks.add(() -> {
                         storeEncoded(file, layout, index, tensor.encoded());
                         dqOffsets[index] = tensor.encoded().dqOffset();
-                        progress.advance(data.byteSize());
+                        progress.advance(progressBytes(tensor));
                     });
                 } else {
                     Quantization quantization = new Quantization(file, layout, index, tensor, errors, dqOffsets);

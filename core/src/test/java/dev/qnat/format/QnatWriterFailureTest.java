@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.qnat.nf4.Nf4;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -112,9 +113,13 @@ class QnatWriterFailureTest {
         try (Arena arena = Arena.ofShared()) {
             List<TensorToWrite> tensors = List.of(
                     TensorToWrite.nf4("a", new long[] {3_000_000}, DType.F32, ramp(arena, 3_000_000), 64, true),
-                    TensorToWrite.raw("b", new long[] {10}, DType.F32, ramp(arena, 10)));
+                    TensorToWrite.raw("b", new long[] {10}, DType.F32, ramp(arena, 10)),
+                    // Already encoded (as a bitsandbytes import writes it): its packed codes count.
+                    TensorToWrite.nf4Encoded("c", new long[] {101}, DType.F32, 64, new TensorToWrite.Encoded(
+                            arena.allocate(Nf4.packedSize(101)), false, arena.allocate(4 * 2), null, 0, null)));
             java.util.concurrent.atomic.LongAdder seen = new java.util.concurrent.atomic.LongAdder();
             QnatWriter.write(dir.resolve("p.qnat"), Map.of(), tensors, 3, seen::add);
+            assertEquals(3_000_000 * 4 + 10 * 4 + Nf4.packedSize(101), QnatWriter.inputBytes(tensors));
             assertEquals(QnatWriter.inputBytes(tensors), seen.sum());
         }
     }
