@@ -6,6 +6,11 @@
  * <p>The codec runs on SIMD kernels written with the incubating Vector API when the application adds
  * its module ({@code --add-modules jdk.incubator.vector}); without it, qnat logs one warning and runs the
  * scalar reference kernels. The kernels themselves ({@code dev.qnat.nf4.kernel}) are not exported.
+ *
+ * <p>Output files have their disk blocks reserved first with libc's {@code posix_fallocate}, through the
+ * foreign function API, so that a full disk is an {@code IOException} rather than a crash while a mapping
+ * is written: run the JVM with {@code --enable-native-access=dev.qnat.core} ({@code ALL-UNNAMED} on the
+ * class path), or it prints a warning.
  */
 module dev.qnat.core {
     // Optional: read only when the application resolves it; the kernels fall back to scalar code otherwise.
