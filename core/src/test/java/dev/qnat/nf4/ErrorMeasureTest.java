@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.qnat.nf4.TestData.Shape;
+import dev.qnat.nf4.kernel.Nf4Kernels;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -60,26 +61,34 @@ class ErrorMeasureTest {
                             x[i] = type.read(src, i);
                         }
                         long blocks = Nf4.blockCount(count, blockSize);
-                        byte[] codes = new byte[(int) Nf4.packedSize(count)];
-                        float[] absmax = new float[(int) blocks];
-                        QuantizationError measured = new QuantizationError();
-                        MemorySegment terms = arena.allocate(12 * blocks);
-                        Nf4.quantizeBlocks(src, type, blockSize, 0, blocks, MemorySegment.ofArray(codes),
-                                MemorySegment.ofArray(absmax), measured, terms);
-                        String what = "seed " + seed + ", " + shape + ", " + type + ", block " + blockSize + ", "
-                                + count + " elements";
-                        byte[] plainCodes = new byte[codes.length];
-                        float[] plainAbsmax = new float[absmax.length];
+                        byte[] plainCodes = new byte[(int) Nf4.packedSize(count)];
+                        float[] plainAbsmax = new float[(int) blocks];
                         Nf4.quantize(src, type, blockSize, MemorySegment.ofArray(plainCodes),
                                 MemorySegment.ofArray(plainAbsmax));
-                        assertArrayEquals(plainCodes, codes, what + ": the measured pass writes the same codes");
-                        assertArrayEquals(plainAbsmax, absmax, what + ": and the same absmax");
-                        double[] expected = reference(x, FloatType.F32, codes, absmax, blockSize);
-                        assertEquals(count, measured.count(), what);
-                        assertClose(expected[0], measured.sumSquaredError(), what + ", sum d^2");
-                        assertClose(expected[1], measured.sumSquaredSignal(), what + ", sum x^2");
-                        assertClose(expected[2], measured.maxAbsError(), what + ", max |d|");
-                        checkTerms(x, codes, absmax, blockSize, terms, what);
+                        // The public call, on the kernels this JVM chose, then the scalar reference's own pass.
+                        for (Nf4Kernels kernels : new Nf4Kernels[] {null, BothKernels.SCALAR}) {
+                            byte[] codes = new byte[plainCodes.length];
+                            float[] absmax = new float[plainAbsmax.length];
+                            QuantizationError measured = new QuantizationError();
+                            MemorySegment terms = arena.allocate(12 * blocks);
+                            if (kernels == null) {
+                                Nf4.quantizeBlocks(src, type, blockSize, 0, blocks, MemorySegment.ofArray(codes),
+                                        MemorySegment.ofArray(absmax), measured, terms);
+                            } else {
+                                kernels.quantizeMeasured(src, type, count, blockSize, 0, blocks,
+                                        MemorySegment.ofArray(codes), MemorySegment.ofArray(absmax), measured, terms);
+                            }
+                            String what = "seed " + seed + ", " + shape + ", " + type + ", block " + blockSize + ", "
+                                    + count + " elements, " + (kernels == null ? Nf4.kernelName() : kernels.name());
+                            assertArrayEquals(plainCodes, codes, what + ": the measured pass writes the same codes");
+                            assertArrayEquals(plainAbsmax, absmax, what + ": and the same absmax");
+                            double[] expected = reference(x, FloatType.F32, codes, absmax, blockSize);
+                            assertEquals(count, measured.count(), what);
+                            assertClose(expected[0], measured.sumSquaredError(), what + ", sum d^2");
+                            assertClose(expected[1], measured.sumSquaredSignal(), what + ", sum x^2");
+                            assertClose(expected[2], measured.maxAbsError(), what + ", max |d|");
+                            checkTerms(x, codes, absmax, blockSize, terms, what);
+                        }
                     }
                 }
             }

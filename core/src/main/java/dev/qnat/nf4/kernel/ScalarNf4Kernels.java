@@ -152,8 +152,54 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
     public void quantizeMeasured(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                                  long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError into,
                                  MemorySegment blockTerms) {
-        quantize(src, type, count, blockSize, firstBlock, endBlock, codes, absmax);
-        measure(src, type, count, blockSize, firstBlock, endBlock, codes, absmax, into, blockTerms);
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            float blockAbsmax = absmax(src, type, start, length);
+            absmax.set(FLOAT, 4 * block, blockAbsmax);
+            encodeMeasured(src, type, start, length, blockAbsmax, codes, into, blockTerms, block);
+        }
+    }
+
+    /**
+     * {@link #encode} of a whole block and {@link #measureBlock} of it in one pass, with the same sums in the
+     * same order: each element is read once. (Small models run on these kernels mostly before C2 has
+     * compiled them, where every segment access is a chain of calls: a 34 M-element checkpoint's default
+     * quantize took 0.6 s more than without figures when the block was read again to measure it.)
+     */
+    private static void encodeMeasured(MemorySegment src, FloatType type, long start, int length, float absmax,
+                                       MemorySegment codes, QuantizationError into, MemorySegment blockTerms,
+                                       long block) {
+        float reciprocal = 1f / absmax;
+        double squaredError = 0;
+        double squaredSignal = 0;
+        double maxError = 0;
+        double crossTerm = 0;
+        double squaredLevels = 0;
+        int low = 0;
+        for (int i = 0; i < length; i++) {
+            float x = type.read(src, start + i);
+            int code = codeOf(x, absmax, reciprocal);
+            if ((i & 1) == 0) {
+                low = code;
+            } else {
+                codes.set(JAVA_BYTE, (start + i) / 2, (byte) (low | code << 4));
+            }
+            float level = Nf4Codebook.level(code);
+            double d = (double) x - (level * absmax);
+            squaredError += d * d;
+            squaredSignal += (double) x * x;
+            maxError = Math.max(maxError, Math.abs(d));
+            crossTerm += (double) x * level;
+            squaredLevels += (double) level * level;
+        }
+        if ((length & 1) != 0) {
+            codes.set(JAVA_BYTE, (start + length - 1) / 2, (byte) low);
+        }
+        into.add(length, squaredError, squaredSignal, maxError);
+        if (blockTerms != null) {
+            addTerms(blockTerms, block, crossTerm, squaredLevels, maxError);
+        }
     }
 
     /**
