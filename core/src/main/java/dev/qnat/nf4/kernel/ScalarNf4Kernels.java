@@ -16,6 +16,7 @@ import java.util.Arrays;
  */
 public final class ScalarNf4Kernels implements Nf4Kernels {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     public static final ScalarNf4Kernels INSTANCE = new ScalarNf4Kernels();
 
@@ -39,12 +40,46 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
     @Override
     public void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                          long endBlock, MemorySegment codes, MemorySegment absmax) {
+        BlockArrays arrays = BLOCK_ARRAYS.get();
         for (long block = firstBlock; block < endBlock; block++) {
             long start = block * blockSize;
             int length = (int) Math.min(blockSize, count - start);
-            float blockAbsmax = absmax(src, type, start, length);
+            float[] values = arrays.read(src, type, start, length);
+            float blockAbsmax = absmax(values, length);
             absmax.set(FLOAT, 4 * block, blockAbsmax);
-            encode(src, type, start, 0, length, blockAbsmax, codes);
+            encode(values, length, blockAbsmax, arrays.codes);
+            MemorySegment.copy(arrays.codes, 0, codes, JAVA_BYTE, start / 2, (length + 1) / 2);
+        }
+    }
+
+    /**
+     * Per thread: a block's elements as floats, and its code bytes. The block loops read the block with one
+     * bulk copy and index arrays: small models run on these kernels mostly before C2 has compiled them,
+     * where every segment access is a chain of calls.
+     */
+    private static final ThreadLocal<BlockArrays> BLOCK_ARRAYS = ThreadLocal.withInitial(BlockArrays::new);
+
+    private static final class BlockArrays {
+        float[] values = new float[0];
+        short[] halves = new short[0];
+        byte[] codes = new byte[0];
+
+        /** Elements {@code [from, from + length)} of {@code src} as floats (exact), in {@link #values}. */
+        float[] read(MemorySegment src, FloatType type, long from, int length) {
+            if (values.length < length) {
+                values = new float[length];
+                halves = new short[length];
+                codes = new byte[(length + 1) / 2];
+            }
+            if (type == FloatType.F32) {
+                MemorySegment.copy(src, FLOAT, 4 * from, values, 0, length);
+            } else {
+                MemorySegment.copy(src, HALF, 2 * from, halves, 0, length);
+                for (int i = 0; i < length; i++) {
+                    values[i] = type.halfBitsToFloat(halves[i]);
+                }
+            }
+            return values;
         }
     }
 
@@ -152,24 +187,25 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
     public void quantizeMeasured(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                                  long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError into,
                                  MemorySegment blockTerms) {
+        BlockArrays arrays = BLOCK_ARRAYS.get();
         for (long block = firstBlock; block < endBlock; block++) {
             long start = block * blockSize;
             int length = (int) Math.min(blockSize, count - start);
-            float blockAbsmax = absmax(src, type, start, length);
+            float[] values = arrays.read(src, type, start, length);
+            float blockAbsmax = absmax(values, length);
             absmax.set(FLOAT, 4 * block, blockAbsmax);
-            encodeMeasured(src, type, start, length, blockAbsmax, codes, into, blockTerms, block);
+            encodeMeasured(values, length, blockAbsmax, arrays.codes, into, blockTerms, block);
+            MemorySegment.copy(arrays.codes, 0, codes, JAVA_BYTE, start / 2, (length + 1) / 2);
         }
     }
 
     /**
      * {@link #encode} of a whole block and {@link #measureBlock} of it in one pass, with the same sums in the
-     * same order: each element is read once. (Small models run on these kernels mostly before C2 has
-     * compiled them, where every segment access is a chain of calls: a 34 M-element checkpoint's default
-     * quantize took 0.6 s more than without figures when the block was read again to measure it.)
+     * same order, into {@code codes} from index 0. (Measured again from the input instead, a 34 M-element
+     * checkpoint's default quantize took 0.6 s more than without figures: it runs mostly before C2.)
      */
-    private static void encodeMeasured(MemorySegment src, FloatType type, long start, int length, float absmax,
-                                       MemorySegment codes, QuantizationError into, MemorySegment blockTerms,
-                                       long block) {
+    private static void encodeMeasured(float[] values, int length, float absmax, byte[] codes,
+                                       QuantizationError into, MemorySegment blockTerms, long block) {
         float reciprocal = 1f / absmax;
         double squaredError = 0;
         double squaredSignal = 0;
@@ -178,12 +214,12 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
         double squaredLevels = 0;
         int low = 0;
         for (int i = 0; i < length; i++) {
-            float x = type.read(src, start + i);
+            float x = values[i];
             int code = codeOf(x, absmax, reciprocal);
             if ((i & 1) == 0) {
                 low = code;
             } else {
-                codes.set(JAVA_BYTE, (start + i) / 2, (byte) (low | code << 4));
+                codes[i / 2] = (byte) (low | code << 4);
             }
             float level = Nf4Codebook.level(code);
             double d = (double) x - (level * absmax);
@@ -194,7 +230,7 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
             squaredLevels += (double) level * level;
         }
         if ((length & 1) != 0) {
-            codes.set(JAVA_BYTE, (start + length - 1) / 2, (byte) low);
+            codes[length / 2] = (byte) low;
         }
         into.add(length, squaredError, squaredSignal, maxError);
         if (blockTerms != null) {
@@ -287,12 +323,32 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
      */
     static void encode(MemorySegment src, FloatType type, long start, int from, int length, float absmax,
                        MemorySegment codes) {
+        BlockArrays arrays = BLOCK_ARRAYS.get();
+        float[] values = arrays.read(src, type, start + from, length - from);
+        encode(values, length - from, absmax, arrays.codes);
+        MemorySegment.copy(arrays.codes, 0, codes, JAVA_BYTE, (start + from) / 2, (length - from + 1) / 2);
+    }
+
+    /**
+     * The codes of {@code values[0, length)} given their block's absmax, two to a byte from
+     * {@code codes[0]}, element 2k in the low nibble; an odd length leaves the last high nibble 0.
+     */
+    private static void encode(float[] values, int length, float absmax, byte[] codes) {
         float reciprocal = 1f / absmax;
-        for (int i = from; i < length; i += 2) {
-            int low = codeOf(type.read(src, start + i), absmax, reciprocal);
-            int high = i + 1 < length ? codeOf(type.read(src, start + i + 1), absmax, reciprocal) : 0;
-            codes.set(JAVA_BYTE, (start + i) / 2, (byte) (low | high << 4));
+        for (int i = 0; i < length; i += 2) {
+            int low = codeOf(values[i], absmax, reciprocal);
+            int high = i + 1 < length ? codeOf(values[i + 1], absmax, reciprocal) : 0;
+            codes[i / 2] = (byte) (low | high << 4);
         }
+    }
+
+    /** max |x| over {@code values[0, length)}. */
+    private static float absmax(float[] values, int length) {
+        float max = 0f;
+        for (int i = 0; i < length; i++) {
+            max = Math.max(max, Math.abs(values[i]));
+        }
+        return max;
     }
 
     private static int codeOf(float x, float absmax, float reciprocal) {
