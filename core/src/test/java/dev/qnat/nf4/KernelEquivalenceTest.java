@@ -127,13 +127,29 @@ class KernelEquivalenceTest {
                 return new MemorySegment[] {codes2};
             });
 
-            for (FloatType out : FloatType.values()) {
-                BothKernels.assertAgree("dequantized " + out, label, (k, a) -> {
-                    // One byte more, then sliced off: the kernels must write no further than their elements.
-                    MemorySegment dst = a.allocate((long) length * out.byteSize() + 1).asSlice(0, (long) length * out.byteSize());
-                    k.dequantize(scalar[0], scalar[1], blockSize, length, 0, blocks, dst, out);
-                    return new MemorySegment[] {dst};
+            // Scales a file may hold: odd ones, and now and then a NaN, an infinity or the largest float.
+            MemorySegment storedScales = arena.allocate(4 * blocks);
+            for (long b = 0; b < blocks; b++) {
+                storedScales.setAtIndex(TestData.FLOAT, b, switch (random.nextInt(16)) {
+                    // NaNs with payloads, whose rounding would carry into the sign bit.
+                    case 0 -> Float.intBitsToFloat(random.nextBoolean() ? 0x7FFFFFFF : 0xFFBFFFFF);
+                    case 1 -> Float.POSITIVE_INFINITY;
+                    case 2 -> Float.NEGATIVE_INFINITY;
+                    case 3 -> Float.MAX_VALUE;
+                    default -> oddScales.getAtIndex(TestData.FLOAT, b);
                 });
+            }
+            for (FloatType out : FloatType.values()) {
+                for (MemorySegment scales : new MemorySegment[] {scalar[1], storedScales}) {
+                    BothKernels.assertAgree("dequantized " + out + (scales == storedScales ? " at odd scales" : ""), label,
+                            (k, a) -> {
+                        // One byte more, then sliced off: the kernels must write no further than their elements.
+                        MemorySegment dst = a.allocate((long) length * out.byteSize() + 1)
+                                .asSlice(0, (long) length * out.byteSize());
+                        k.dequantize(scalar[0], scales, blockSize, length, 0, blocks, dst, out);
+                        return new MemorySegment[] {dst};
+                    });
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 package dev.qnat.nf4.kernel;
 
 import static jdk.incubator.vector.VectorOperators.ADD;
+import static jdk.incubator.vector.VectorOperators.B2I;
 import static jdk.incubator.vector.VectorOperators.GE;
 import static jdk.incubator.vector.VectorOperators.GT;
 import static jdk.incubator.vector.VectorOperators.I2F;
@@ -475,6 +476,10 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     @Override
     public void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, long count, long firstBlock,
                            long endBlock, MemorySegment dst, FloatType type) {
+        if (type == FloatType.BF16) {
+            dequantizeToBf16(codes, absmax, blockSize, count, firstBlock, endBlock, dst);
+            return;
+        }
         IntVector t0 = tablePart(LEVEL_TABLE, 0);
         IntVector t1 = tablePart(LEVEL_TABLE, 1);
         IntVector t2 = tablePart(LEVEL_TABLE, 2);
@@ -512,6 +517,52 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             }
         };
         return halves.lanewise(LSHR, nibbleShift).and(0xF);
+    }
+
+    /** Code bytes one BF16 step reads: LANES, as a byte vector of at least 64 bits. */
+    private static final VectorSpecies<Byte> CODE_BYTES =
+            VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, 8 * LANES)));
+
+    /**
+     * Dequantize to BF16, 2 * LANES elements a step: lane j takes code byte j, whose low nibble is element
+     * 2j and high nibble element 2j + 1, so the two rounded halves fit one int lane each in element order,
+     * stored as one vector with no narrowing. Blocks whose absmax is not finite (a NaN must stay a quiet
+     * NaN) and what does not fill a step go to the scalar rules.
+     */
+    private static void dequantizeToBf16(MemorySegment codes, MemorySegment absmax, int blockSize, long count,
+                                         long firstBlock, long endBlock, MemorySegment dst) {
+        IntVector t0 = tablePart(LEVEL_TABLE, 0);
+        IntVector t1 = tablePart(LEVEL_TABLE, 1);
+        IntVector t2 = tablePart(LEVEL_TABLE, 2);
+        IntVector t3 = tablePart(LEVEL_TABLE, 3);
+        long codeBytes = codes.byteSize();
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            float blockAbsmax = absmax.get(ScalarNf4Kernels.FLOAT, 4 * block);
+            int done = 0;
+            if (Float.isFinite(blockAbsmax)) {
+                FloatVector scale = FloatVector.broadcast(FLOATS, blockAbsmax);
+                for (int end = length - 2 * LANES; done <= end && (start + done) / 2 + CODE_BYTES.length() <= codeBytes;
+                     done += 2 * LANES) {
+                    long index = start + done;
+                    IntVector pairs = (IntVector) ByteVector.fromMemorySegment(CODE_BYTES, codes, index / 2, LE)
+                            .convertShape(B2I, INTS, 0);
+                    IntVector even = bf16Rounded(lookup(pairs.and(0xF), t0, t1, t2, t3), scale);
+                    IntVector odd = bf16Rounded(lookup(pairs.lanewise(LSHR, 4).and(0xF), t0, t1, t2, t3), scale);
+                    even.lanewise(LSHR, 16).or(odd.and(0xFFFF0000)).intoMemorySegment(dst, 2 * index, LE);
+                }
+            }
+            if (done < length) {
+                ScalarNf4Kernels.decode(codes, start, done, length, blockAbsmax, dst, FloatType.BF16);
+            }
+        }
+    }
+
+    /** {@code level * scale} rounded to BF16 (nearest even) in the high 16 bits; finite values only. */
+    private static IntVector bf16Rounded(IntVector levelBits, FloatVector scale) {
+        IntVector bits = levelBits.reinterpretAsFloats().mul(scale).reinterpretAsInts();
+        return bits.add(0x7FFF).add(bits.lanewise(LSHR, 16).and(1));
     }
 
     // ---- error ------------------------------------------------------------------------------------
