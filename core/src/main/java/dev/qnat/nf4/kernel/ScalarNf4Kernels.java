@@ -40,6 +40,17 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
     @Override
     public void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                          long endBlock, MemorySegment codes, MemorySegment absmax) {
+        quantizeBlocks(src, type, count, blockSize, firstBlock, endBlock, codes, absmax, null, null);
+    }
+
+    /**
+     * Each block: its absmax, then its codes, then (where {@code into} is not null) its error while it is
+     * in the arrays. (Measured again from the input instead, a 34 M-element checkpoint's default quantize
+     * took 0.6 s more than without figures: it runs mostly before C2.)
+     */
+    private static void quantizeBlocks(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
+                                       long endBlock, MemorySegment codes, MemorySegment absmax,
+                                       QuantizationError into, MemorySegment blockTerms) {
         BlockArrays arrays = BLOCK_ARRAYS.get();
         for (long block = firstBlock; block < endBlock; block++) {
             long start = block * blockSize;
@@ -48,6 +59,9 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
             float blockAbsmax = absmax(values, length);
             absmax.set(FLOAT, 4 * block, blockAbsmax);
             encode(values, length, blockAbsmax, arrays.codes);
+            if (into != null) {
+                measure(values, arrays.codes, length, blockAbsmax, into, blockTerms, block);
+            }
             MemorySegment.copy(arrays.codes, 0, codes, JAVA_BYTE, start / 2, (length + 1) / 2);
         }
     }
@@ -187,55 +201,7 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
     public void quantizeMeasured(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                                  long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError into,
                                  MemorySegment blockTerms) {
-        BlockArrays arrays = BLOCK_ARRAYS.get();
-        for (long block = firstBlock; block < endBlock; block++) {
-            long start = block * blockSize;
-            int length = (int) Math.min(blockSize, count - start);
-            float[] values = arrays.read(src, type, start, length);
-            float blockAbsmax = absmax(values, length);
-            absmax.set(FLOAT, 4 * block, blockAbsmax);
-            encodeMeasured(values, length, blockAbsmax, arrays.codes, into, blockTerms, block);
-            MemorySegment.copy(arrays.codes, 0, codes, JAVA_BYTE, start / 2, (length + 1) / 2);
-        }
-    }
-
-    /**
-     * {@link #encode} of a whole block and {@link #measureBlock} of it in one pass, with the same sums in the
-     * same order, into {@code codes} from index 0. (Measured again from the input instead, a 34 M-element
-     * checkpoint's default quantize took 0.6 s more than without figures: it runs mostly before C2.)
-     */
-    private static void encodeMeasured(float[] values, int length, float absmax, byte[] codes,
-                                       QuantizationError into, MemorySegment blockTerms, long block) {
-        float reciprocal = 1f / absmax;
-        double squaredError = 0;
-        double squaredSignal = 0;
-        double maxError = 0;
-        double crossTerm = 0;
-        double squaredLevels = 0;
-        int low = 0;
-        for (int i = 0; i < length; i++) {
-            float x = values[i];
-            int code = codeOf(x, absmax, reciprocal);
-            if ((i & 1) == 0) {
-                low = code;
-            } else {
-                codes[i / 2] = (byte) (low | code << 4);
-            }
-            float level = Nf4Codebook.level(code);
-            double d = (double) x - (level * absmax);
-            squaredError += d * d;
-            squaredSignal += (double) x * x;
-            maxError = Math.max(maxError, Math.abs(d));
-            crossTerm += (double) x * level;
-            squaredLevels += (double) level * level;
-        }
-        if ((length & 1) != 0) {
-            codes[length / 2] = (byte) low;
-        }
-        into.add(length, squaredError, squaredSignal, maxError);
-        if (blockTerms != null) {
-            addTerms(blockTerms, block, crossTerm, squaredLevels, maxError);
-        }
+        quantizeBlocks(src, type, count, blockSize, firstBlock, endBlock, codes, absmax, into, blockTerms);
     }
 
     /**
@@ -263,15 +229,28 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
      */
     static void measureBlock(MemorySegment src, FloatType type, long start, int from, int length, float absmax,
                              MemorySegment codes, QuantizationError into, MemorySegment blockTerms, long block) {
+        BlockArrays arrays = BLOCK_ARRAYS.get();
+        float[] values = arrays.read(src, type, start + from, length - from);
+        MemorySegment.copy(codes, JAVA_BYTE, (start + from) / 2, arrays.codes, 0, (length - from + 1) / 2);
+        measure(values, arrays.codes, length - from, absmax, into, blockTerms, block);
+    }
+
+    /**
+     * Adds the error of {@code values[0, length)}, coded as {@code codes} (two to a byte from
+     * {@code codes[0]}) in a block of absmax {@code absmax}, to {@code into}: {@code d = x - level * absmax}
+     * with the product rounded to float, as dequantize stores it, and every sum in double. Where
+     * {@code blockTerms} is not null, adds this part's terms to block {@code block}'s.
+     */
+    private static void measure(float[] values, byte[] codes, int length, float absmax, QuantizationError into,
+                                MemorySegment blockTerms, long block) {
         double squaredError = 0;
         double squaredSignal = 0;
         double maxError = 0;
         double crossTerm = 0;
         double squaredLevels = 0;
-        for (int i = from; i < length; i++) {
-            int packed = codes.get(JAVA_BYTE, (start + i) / 2);
-            float level = Nf4Codebook.level((i & 1) == 0 ? packed & 0xF : (packed >>> 4) & 0xF);
-            float x = type.read(src, start + i);
+        for (int i = 0; i < length; i++) {
+            float level = Nf4Codebook.level((codes[i / 2] >> (4 * (i & 1))) & 0xF);
+            float x = values[i];
             double d = (double) x - (level * absmax);
             squaredError += d * d;
             squaredSignal += (double) x * x;
@@ -279,7 +258,7 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
             crossTerm += (double) x * level;
             squaredLevels += (double) level * level;
         }
-        into.add(length - from, squaredError, squaredSignal, maxError);
+        into.add(length, squaredError, squaredSignal, maxError);
         if (blockTerms != null) {
             addTerms(blockTerms, block, crossTerm, squaredLevels, maxError);
         }
