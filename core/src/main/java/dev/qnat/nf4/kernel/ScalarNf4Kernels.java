@@ -12,7 +12,8 @@ import java.util.Arrays;
 
 /**
  * The reference implementation: one element at a time, written to read like the specification
- * (src/spec/nf4-codec.md). The vector kernels use its element helpers for their tails.
+ * (src/spec/nf4-codec.md), each block read into arrays first. The vector kernels use its helpers for
+ * their tails.
  */
 public final class ScalarNf4Kernels implements Nf4Kernels {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
