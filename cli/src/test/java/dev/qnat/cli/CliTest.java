@@ -62,6 +62,23 @@ class CliTest {
     }
 
     @Test
+    void everySubcommandIsThereWhateverTheArgumentsName() {
+        // Main builds only the subcommand named; usage and help must still see all of them.
+        Result help = qnat("--help");
+        for (String name : new String[] {"quantize", "inspect", "verify", "dequantize", "compare", "demo", "bench",
+            "help"}) {
+            assertTrue(help.out().contains("  " + name), name + " in the usage: " + help.out());
+        }
+        Result helpOf = qnat("help", "inspect");
+        assertEquals(0, helpOf.code());
+        assertTrue(helpOf.out().contains("Usage: qnat inspect"), helpOf.out());
+        assertEquals(0, qnat("--verbose", "inspect", model.toString()).code(), "an inherited option before the name");
+        Result mistyped = qnat("inspekt", model.toString());
+        assertEquals(2, mistyped.code());
+        assertTrue(mistyped.err().contains("inspect"), "the suggestion names the real one: " + mistyped.err());
+    }
+
+    @Test
     void usageErrorsExitWith2() {
         assertEquals(2, qnat("quantize", model.toString()).code(), "missing -o");
         assertEquals(2, qnat("frobnicate").code());

@@ -561,7 +561,11 @@ final class PanamaNf4Kernels implements Nf4Kernels {
 
     /** {@code level * scale} rounded to BF16 (nearest even) in the high 16 bits; finite values only. */
     private static IntVector bf16Rounded(IntVector levelBits, FloatVector scale) {
-        IntVector bits = levelBits.reinterpretAsFloats().mul(scale).reinterpretAsInts();
+        return bf16InHighHalf(levelBits.reinterpretAsFloats().mul(scale).reinterpretAsInts());
+    }
+
+    /** Float bits rounded to BF16, nearest even, in the high 16 bits (the low ones are left over); not NaN. */
+    private static IntVector bf16InHighHalf(IntVector bits) {
         return bits.add(0x7FFF).add(bits.lanewise(LSHR, 16).and(1));
     }
 
@@ -773,7 +777,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
 
     /** FloatType.BF16.floatToHalfBits on lanes: round to nearest even, a NaN stays a quiet NaN. */
     private static IntVector floatToBf16(IntVector bits) {
-        IntVector rounded = bits.add(0x7FFF).add(bits.lanewise(LSHR, 16).and(1)).lanewise(LSHR, 16);
+        IntVector rounded = bf16InHighHalf(bits).lanewise(LSHR, 16);
         IntVector quietNaN = bits.lanewise(LSHR, 16).or(0x0040);
         return rounded.blend(quietNaN, bits.and(0x7FFFFFFF).compare(GT, 0x7F800000));
     }

@@ -106,13 +106,18 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
         float[] levelPartials = new float[MseScaleRule.GROUP];
         float[] cross = new float[MseScaleRule.CANDIDATES];
         float[] levels = new float[MseScaleRule.CANDIDATES];
+        BlockArrays arrays = BLOCK_ARRAYS.get();
         for (long block = firstBlock; block < endBlock; block++) {
             long start = block * blockSize;
             int length = (int) Math.min(blockSize, count - start);
-            float blockAbsmax = absmax(src, type, start, length);
+            float[] values = arrays.read(src, type, start, length);
+            float blockAbsmax = absmax(values, length);
             float scale = blockAbsmax;
             if (MseScaleRule.searches(blockAbsmax)) {
-                normalize(src, type, start, 0, length, 1f / blockAbsmax, normalized, 0);
+                float reciprocal = 1f / blockAbsmax;
+                for (int i = 0; i < length; i++) {
+                    normalized[i] = values[i] * reciprocal;
+                }
                 scale = mseScale(normalized, length, blockAbsmax, crossPartials, levelPartials, cross, levels);
             }
             scales.set(FLOAT, 4 * block, scale);
@@ -286,15 +291,6 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
             maxError = Math.max(maxError, Math.abs(d));
         }
         into.add(to - from, squaredError, squaredSignal, maxError);
-    }
-
-    /** max |x| over elements {@code [start, start + length)}. */
-    static float absmax(MemorySegment src, FloatType type, long start, int length) {
-        float max = 0f;
-        for (int i = 0; i < length; i++) {
-            max = Math.max(max, Math.abs(type.read(src, start + i)));
-        }
-        return max;
     }
 
     /**
