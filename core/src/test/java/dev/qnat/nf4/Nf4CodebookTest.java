@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
 class Nf4CodebookTest {
@@ -63,5 +64,44 @@ class Nf4CodebookTest {
         assertEquals(0, Nf4Codebook.encode(Float.NEGATIVE_INFINITY));
         assertEquals(15, Nf4Codebook.encode(Float.POSITIVE_INFINITY));
         assertEquals(7, Nf4Codebook.encode(-0f));
+    }
+
+    /** The codec spec's rule, written out: the number of thresholds strictly below v. */
+    private static int thresholdsBelow(float v) {
+        int code = 0;
+        for (int i = 0; i < 15; i++) {
+            if (v > Nf4Codebook.midpoint(i)) {
+                code++;
+            }
+        }
+        return code;
+    }
+
+    @Test
+    void encodeIsTheCountNearEveryThresholdAndCellEdgeAndAnywhere() {
+        List<Float> centres = new ArrayList<>();
+        for (int i = 0; i < 15; i++) {
+            centres.add(Nf4Codebook.midpoint(i));
+        }
+        for (int edge = 0; edge <= 32; edge++) {
+            centres.add((edge - 16) / 16f); // where encode's cells (1/16 wide) meet
+        }
+        for (float centre : centres) {
+            int bits = Float.floatToRawIntBits(centre);
+            for (int step = -70_000; step <= 70_000; step++) {
+                float v = Float.intBitsToFloat(bits + step);
+                assertEquals(thresholdsBelow(v), Nf4Codebook.encode(v), () -> "v = " + v);
+            }
+        }
+        long seed = TestData.seed();
+        SplittableRandom random = new SplittableRandom(seed);
+        for (int n = 0; n < 2_000_000; n++) {
+            float v = n % 2 == 0 ? Float.intBitsToFloat(random.nextInt()) : (float) random.nextDouble(-1.25, 1.25);
+            if (Nf4Codebook.encode(v) != thresholdsBelow(v)) {
+                throw new AssertionError("seed " + seed + ": v = " + v + " (bits " + Integer.toHexString(
+                        Float.floatToRawIntBits(v)) + ") gets " + Nf4Codebook.encode(v) + ", the count is "
+                        + thresholdsBelow(v));
+            }
+        }
     }
 }
