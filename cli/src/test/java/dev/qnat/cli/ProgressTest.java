@@ -5,18 +5,23 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.Writer;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The progress bar is chosen by whether file descriptor 2 is a terminal, asked of libc. */
+/** The progress bar is chosen by whether file descriptor 2 is a terminal, asked of /proc or of libc. */
 class ProgressTest {
     private static final int O_RDWR = 2;
     private static final int O_NOCTTY = 0x100; // Linux; keeps the pseudo-terminal from becoming ours
@@ -52,21 +57,51 @@ class ProgressTest {
         assertTrue(output.contains("console says true, fd 2 says false"), output);
     }
 
+    /** The bar as a terminal gets it: 79 columns unless COLUMNS is exported, the whole job at the end. */
+    @Test
+    void theBarIsDrawnOnStandardErrorWithinTheWidth() {
+        PrintStream saved = System.err;
+        ByteArrayOutputStream drawn = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(drawn, true, StandardCharsets.UTF_8));
+        try (Progress progress = new Progress("quantize", 3L << 20, new PrintWriter(Writer.nullWriter()), true)) {
+            progress.advance(1L << 20);
+            progress.advance(2L << 20);
+        } finally {
+            System.setErr(saved);
+        }
+        String text = drawn.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("quantize 100%") && text.contains("3/3 MB"), text);
+        String columns = System.getenv("COLUMNS");
+        int width = columns != null && columns.matches("[0-9]+") ? Math.max(20, Integer.parseInt(columns) - 1) : 79;
+        for (String line : text.split("[\r\n]")) {
+            String visible = line.replaceAll("\u001b\\[[0-9]*[A-Za-z]", "");
+            assertTrue(visible.length() <= width, "at most " + width + " columns: '" + visible + "'");
+        }
+    }
+
+    /** Both answers: /proc/self/fd where there is one, and libc's isatty, which other systems use. */
     @Test
     void aPseudoTerminalIsATerminalAndAFileIsNot() throws Throwable {
         Path file = Files.writeString(dir.resolve("stderr.txt"), "");
         int fileFd = open(file.toString());
         try {
             assertFalse(Progress.isTerminal(fileFd), "a redirect to a file");
+            assertFalse(Progress.isatty(fileFd), "a redirect to a file, by isatty");
         } finally {
             close(fileFd);
         }
         assertFalse(Progress.isTerminal(-1));
+        assertFalse(Progress.isatty(-1));
         assumeTrue(Files.exists(Path.of("/dev/ptmx")), "no /dev/ptmx to open a pseudo-terminal with");
         int terminalFd = open("/dev/ptmx");
         assumeTrue(terminalFd >= 0, "/dev/ptmx cannot be opened here");
         try {
-            assertTrue(Progress.isTerminal(terminalFd), "the isatty call is made, not skipped");
+            assertTrue(Progress.isTerminal(terminalFd), "a pseudo-terminal");
+            assertTrue(Progress.isatty(terminalFd), "the isatty call is made, not skipped");
+            Path link = Path.of("/proc/self/fd", Integer.toString(terminalFd));
+            if (Files.isDirectory(link.getParent())) {
+                assertTrue(Progress.namesTerminal(link), "by the device /proc names");
+            }
         } finally {
             close(terminalFd);
         }

@@ -27,7 +27,16 @@ public final class Prefault {
     private static final int MADV_POPULATE_WRITE = 23;
     /** What the background thread populates per call, so that closing it never waits long. */
     private static final long CHUNK = 32L << 20;
-    private static final Optional<Madvise> MADVISE = lookup();
+    /**
+     * Ranges smaller than this in all are left to fault in: their faults cost less than a process's first
+     * native call, which sets up the linker first (0.05 to 0.1 s, measured).
+     */
+    static final long MIN_BYTES = 256L << 20;
+
+    /** Looked up on first use: small jobs never need the linker. */
+    private static final class Native {
+        static final Optional<Madvise> MADVISE = lookup();
+    }
 
     /** madvise, and the page size its start address must be a multiple of (4 KiB, or 16/64 KiB on some ARM). */
     private record Madvise(MethodHandle call, long pageSize) {}
@@ -68,6 +77,10 @@ public final class Prefault {
         private volatile boolean stop;
 
         private Ahead(List<Range> ranges) {
+            if (ranges.isEmpty()) {
+                thread = null;
+                return;
+            }
             thread = new Thread(() -> {
                 for (Range range : ranges) {
                     for (long at = 0; at < range.segment().byteSize() && !stop; at += CHUNK) {
@@ -82,6 +95,9 @@ public final class Prefault {
 
         @Override
         public void close() {
+            if (thread == null) {
+                return;
+            }
             stop = true;
             boolean interrupted = false;
             while (true) {
@@ -100,25 +116,36 @@ public final class Prefault {
 
     /**
      * Starts populating {@code ranges} in order on a thread of its own, ahead of workers that go through
-     * them in about that order. Close the result before the mappings are closed.
+     * them in about that order; ranges of less than 256 MiB in all are left to fault in. Close the result
+     * before the mappings are closed.
      *
      * @param ranges the ranges, populated in list order (the list is copied)
      * @return the running populator; closing it stops it after its current chunk of 32 MiB and waits for it
      */
     public static Ahead ahead(List<Range> ranges) {
-        return new Ahead(List.copyOf(ranges));
+        return ahead(ranges, MIN_BYTES);
+    }
+
+    /** {@link #ahead(List)}, populating only where the ranges hold at least {@code minBytes} in all. */
+    static Ahead ahead(List<Range> ranges, long minBytes) {
+        long bytes = 0;
+        for (Range range : ranges) {
+            bytes += range.segment().byteSize();
+        }
+        return new Ahead(bytes < minBytes ? List.of() : List.copyOf(ranges));
     }
 
     private static void populate(MemorySegment range, int advice) {
-        if (MADVISE.isEmpty() || !range.isNative() || range.byteSize() == 0) {
+        if (!range.isNative() || range.byteSize() == 0 || Native.MADVISE.isEmpty()) {
             return;
         }
-        long start = range.address() & -MADVISE.get().pageSize();
+        Madvise madvise = Native.MADVISE.get();
+        long start = range.address() & -madvise.pageSize();
         long length = range.address() + range.byteSize() - start;
         try {
             // The result is ignored: an old kernel (EINVAL) or a page it cannot map now (EFAULT, ENOMEM)
             // leaves those pages to fault in as usual, where real errors surface as they always did.
-            int ignored = (int) MADVISE.get().call().invokeExact(MemorySegment.ofAddress(start), length, advice);
+            int ignored = (int) madvise.call().invokeExact(MemorySegment.ofAddress(start), length, advice);
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable e) {

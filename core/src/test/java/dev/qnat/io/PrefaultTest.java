@@ -1,6 +1,7 @@
 package dev.qnat.io;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
@@ -61,8 +62,9 @@ class PrefaultTest {
             assertEquals(0, residentBytes(writable), "a fresh mapping has no pages yet");
             assertEquals(0, residentBytes(readable));
             // An unaligned part: the pages under it, from the one holding its first byte, get mapped.
+            // Smaller than Prefault.MIN_BYTES, so the test asks for population whatever the size.
             try (Prefault.Ahead ahead = Prefault.ahead(List.of(new Prefault.Range(writable.asSlice(100, SIZE - 100), true),
-                    new Prefault.Range(readable, false)))) {
+                    new Prefault.Range(readable, false)), 0)) {
                 // Where the workers would run; here, wait (up to a minute) for every page to be mapped.
                 long deadline = System.nanoTime() + 60_000_000_000L;
                 while ((residentBytes(writable) < SIZE || residentBytes(readable) < SIZE) && System.nanoTime() < deadline) {
@@ -77,6 +79,25 @@ class PrefaultTest {
         }
         content[5] = 99;
         assertEquals(-1, java.util.Arrays.mismatch(content, Files.readAllBytes(path)));
+    }
+
+    @Test
+    void rangesSmallerThanTheMinimumInAllAreLeftToFaultIn() throws IOException, InterruptedException {
+        assumeLinuxWithPopulate();
+        Path path = dir.resolve("small");
+        Files.write(path, new byte[(int) SIZE]);
+        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+             Arena arena = Arena.ofConfined()) {
+            MemorySegment writable = channel.map(FileChannel.MapMode.READ_WRITE, 0, SIZE, arena);
+            MemorySegment readable = channel.map(FileChannel.MapMode.READ_ONLY, 0, SIZE, arena);
+            try (Prefault.Ahead ahead = Prefault.ahead(List.of(new Prefault.Range(writable, true),
+                    new Prefault.Range(readable, false)), 2 * SIZE + 1)) {
+                Thread.sleep(200); // ample time for a populating thread to map 16 MiB
+            }
+            assertEquals(0, residentBytes(writable));
+            assertEquals(0, residentBytes(readable));
+        }
+        assertTrue(Prefault.MIN_BYTES > 2 * SIZE, "the default minimum leaves such ranges alone too");
     }
 
     @Test

@@ -24,7 +24,7 @@ public final class MatVecKernelProvider {
     }
 
     private static MatVecKernels choose() {
-        if (Nf4KernelProvider.kernels() == Nf4KernelProvider.scalar()) {
+        if (Nf4KernelProvider.platformKernels() == Nf4KernelProvider.scalar()) {
             return ScalarMatVecKernels.INSTANCE; // the codec's provider has logged why
         }
         try {

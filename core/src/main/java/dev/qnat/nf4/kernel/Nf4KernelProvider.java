@@ -7,15 +7,23 @@ import java.lang.management.ManagementFactory;
 import java.util.Optional;
 
 /**
- * Chooses the NF4 kernels once, when first asked: the Panama Vector API kernels when the platform can
- * run them well, otherwise the scalar reference, with one log line saying why. The system property
+ * Chooses the NF4 kernels once, when first needed: the Panama Vector API kernels when the platform can
+ * run them well, otherwise the scalar reference, with one log line saying why. A process that said it
+ * has little to quantize never needs them for that, and never loads them (about 0.1 s of a small
+ * model's run: the Vector API's classes, the kernels' tables built by the interpreter). The system property
  * {@code qnat.vector.bits} forces a width (128, 256 or 512) for tests and benchmarks; {@code scalar}
  * forces the reference.
  */
 public final class Nf4KernelProvider {
     private static final System.Logger LOG = System.getLogger("dev.qnat.nf4");
-    private static final Nf4Kernels CHOSEN = sizedByWork(choose());
+    private static final SmallWorkNf4Kernels CHOSEN =
+            new SmallWorkNf4Kernels(ScalarNf4Kernels.INSTANCE, Nf4KernelProvider::platformKernels);
     private static final Nf4Kernels STAGED = new StagedNf4Kernels(CHOSEN);
+
+    /** The platform's choice, made when this class is first used (the JVM makes that lazy and safe). */
+    private static final class Platform {
+        static final Nf4Kernels CHOSEN = choose();
+    }
 
     private Nf4KernelProvider() {}
 
@@ -38,23 +46,26 @@ public final class Nf4KernelProvider {
     }
 
     /**
+     * The kernels the platform runs best, the vector or the scalar ones, chosen on the first call.
+     *
+     * @return the chosen kernels, unwrapped: {@link #scalar()} where the vector kernels cannot run well
+     */
+    public static Nf4Kernels platformKernels() {
+        return Platform.CHOSEN;
+    }
+
+    /**
      * The process will quantize about {@code elements} elements from now on: little enough, and quantize
      * calls run on the scalar kernels, which give the same bytes without waiting for the JIT (see
-     * SmallWorkNf4Kernels). Nothing where the scalar kernels are the chosen ones anyway.
+     * SmallWorkNf4Kernels).
      */
     public static void expectWork(long elements) {
-        if (CHOSEN instanceof SmallWorkNf4Kernels sized) {
-            sized.expectWork(elements);
-        }
+        CHOSEN.expectWork(elements);
     }
 
     /** The name of the kernels that quantize calls run on now. */
     public static String quantizingName() {
-        return CHOSEN instanceof SmallWorkNf4Kernels sized ? sized.quantizing().name() : CHOSEN.name();
-    }
-
-    private static Nf4Kernels sizedByWork(Nf4Kernels chosen) {
-        return chosen == ScalarNf4Kernels.INSTANCE ? chosen : new SmallWorkNf4Kernels(ScalarNf4Kernels.INSTANCE, chosen);
+        return CHOSEN.quantizing().name();
     }
 
     /** The scalar reference kernels. */

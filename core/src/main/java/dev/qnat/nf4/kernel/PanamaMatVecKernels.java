@@ -35,7 +35,7 @@ final class PanamaMatVecKernels implements MatVecKernels {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
 
-    private static final int BITS = widthOf(Nf4KernelProvider.kernels().name());
+    private static final int BITS = widthOf(Nf4KernelProvider.platformKernels().name());
     private static final VectorSpecies<Float> FLOATS = VectorSpecies.of(float.class, VectorShape.forBitSize(BITS));
     private static final VectorSpecies<Integer> INTS = VectorSpecies.of(int.class, VectorShape.forBitSize(BITS));
     /** Half-width shorts: as many lanes as {@link #FLOATS}, for BF16 loads. */

@@ -3,12 +3,13 @@ package dev.qnat.nf4.kernel;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.QuantizationError;
 import java.lang.foreign.MemorySegment;
+import java.util.function.Supplier;
 
 /**
- * The vector kernels, with their quantize operations handed to the scalar ones in a process that said
- * it has little to quantize. Vector code runs interpreted, hundreds of times slower than compiled, until
- * C2 has compiled it after a few seconds of work, while the scalar kernels are compiled within
- * milliseconds: on this project's AVX2 test machine a whole `qnat quantize` was faster on the scalar
+ * The platform's kernels, with their quantize operations handed to the scalar ones in a process that
+ * said it has little to quantize; such a process does not even load the vector kernels for them.
+ * Vector code runs interpreted, hundreds of times slower than compiled, until C2 has compiled it after
+ * a few seconds of work, while the scalar kernels are compiled within milliseconds: on this project's AVX2 test machine a whole `qnat quantize` was faster on the scalar
  * kernels up to about 100 M elements on one thread and 270 M on two (BENCHMARKS.md). Both give the same
  * bytes. (A background thread that warmed the vector code up on a few blocks while the scalar kernels
  * worked was tried first: it took 2 to 4 s to get there, competed with the workers for the cores, and
@@ -19,10 +20,11 @@ final class SmallWorkNf4Kernels implements Nf4Kernels {
     static final long SMALL_WORK_ELEMENTS = 100_000_000L;
 
     private final Nf4Kernels scalar;
-    private final Nf4Kernels vector;
+    private final Supplier<Nf4Kernels> vector;
     private volatile boolean smallWork;
 
-    SmallWorkNf4Kernels(Nf4Kernels scalar, Nf4Kernels vector) {
+    /** {@code vector} gives the platform's kernels, chosen on its first call: small work never calls it. */
+    SmallWorkNf4Kernels(Nf4Kernels scalar, Supplier<Nf4Kernels> vector) {
         this.scalar = scalar;
         this.vector = vector;
     }
@@ -34,7 +36,7 @@ final class SmallWorkNf4Kernels implements Nf4Kernels {
 
     /** The kernels that quantize calls run on now. */
     Nf4Kernels quantizing() {
-        return smallWork ? scalar : vector;
+        return smallWork ? scalar : vector.get();
     }
 
     @Override
@@ -71,16 +73,16 @@ final class SmallWorkNf4Kernels implements Nf4Kernels {
     @Override
     public void dequantize(MemorySegment codes, MemorySegment absmax, int blockSize, long count, long firstBlock,
                            long endBlock, MemorySegment dst, FloatType type) {
-        vector.dequantize(codes, absmax, blockSize, count, firstBlock, endBlock, dst, type);
+        vector.get().dequantize(codes, absmax, blockSize, count, firstBlock, endBlock, dst, type);
     }
 
     @Override
     public void difference(MemorySegment original, MemorySegment restored, long count, QuantizationError into) {
-        vector.difference(original, restored, count, into);
+        vector.get().difference(original, restored, count, into);
     }
 
     @Override
     public String name() {
-        return vector.name();
+        return vector.get().name();
     }
 }
