@@ -119,7 +119,7 @@ final class QuantizeCommand implements Callable<Integer> {
             checkIncludes(checkpoint, includes, input);
             // A command is short-lived: on a small model the scalar kernels finish before the vector ones compile.
             Nf4.expectWork(checkpoint.tensors().stream().filter(options.quantize())
-                    .mapToLong(SafetensorsTensor::elementCount).sum());
+                    .mapToLong(SafetensorsTensor::elementCount).sum(), options.threads());
             Quantizer.Summary summary;
             try (Progress progress = new Progress("quantize", checkpoint.dataBytes(), err, Progress.onTerminal())) {
                 Quantizer.Options withProgress = options.withProgress(progress);

@@ -75,18 +75,32 @@ class KernelSelectionTest {
         byte[] smallCodes = vectorCodes.clone();
         float[] smallAbsmax = vectorAbsmax.clone();
         try {
-            Nf4.expectWork(1_000_000_000L);
+            Nf4.expectWork(1_000_000_000L, 1);
             assertEquals(Nf4KernelProvider.kernels().name(), Nf4.kernelName());
             Nf4.quantize(x, 64, vectorCodes, vectorAbsmax);
-            Nf4.expectWork(x.length);
+            Nf4.expectWork(x.length, 1);
             boolean vectorChosen = !Nf4KernelProvider.kernels().name().equals("scalar");
             assertEquals("scalar", Nf4.kernelName(), vectorChosen ? "small work goes to the scalar kernels" : "");
             Nf4.quantize(x, 64, smallCodes, smallAbsmax);
         } finally {
-            Nf4.expectWork(Long.MAX_VALUE);
+            Nf4.expectWork(Long.MAX_VALUE, 1);
         }
         assertArrayEquals(vectorCodes, smallCodes);
         assertArrayEquals(vectorAbsmax, smallAbsmax);
+    }
+
+    @Test
+    void smallWorkIsCountedPerThread() {
+        try {
+            Nf4.expectWork(500_000_000L, 1);
+            assertEquals(Nf4KernelProvider.kernels().name(), Nf4.kernelName(), "500 M elements on one thread");
+            Nf4.expectWork(500_000_000L, 2);
+            assertEquals("scalar", Nf4.kernelName(), "250 M elements on each of two threads");
+            Nf4.expectWork(500_000_000L, 0);
+            assertEquals(Nf4KernelProvider.kernels().name(), Nf4.kernelName(), "no threads count as one");
+        } finally {
+            Nf4.expectWork(Long.MAX_VALUE, 1);
+        }
     }
 
     @Test

@@ -55,12 +55,12 @@ public final class Nf4KernelProvider {
     }
 
     /**
-     * The process will quantize about {@code elements} elements from now on: little enough, and quantize
-     * calls run on the scalar kernels, which give the same bytes without waiting for the JIT (see
-     * SmallWorkNf4Kernels).
+     * The process will quantize about {@code elements} elements from now on, on {@code threads} threads:
+     * little enough per thread, and quantize calls run on the scalar kernels, which give the same bytes
+     * without waiting for the JIT (see SmallWorkNf4Kernels).
      */
-    public static void expectWork(long elements) {
-        CHOSEN.expectWork(elements);
+    public static void expectWork(long elements, int threads) {
+        CHOSEN.expectWork(elements, threads);
     }
 
     /** The name of the kernels that quantize calls run on now. */

@@ -9,19 +9,29 @@ import java.util.function.Supplier;
  * The platform's kernels, with their quantize operations handed to the scalar ones in a process that
  * said it has little to quantize; such a process does not even load the vector kernels for them.
  * Vector code runs interpreted, hundreds of times slower than compiled, until C2 has compiled it after
- * a few seconds of work, while the scalar kernels are compiled within milliseconds: on this project's AVX2 test machine a whole `qnat quantize` was faster on the scalar
- * kernels up to about 100 M elements on one thread and 270 M on two (BENCHMARKS.md). Both give the same
- * bytes. (A background thread that warmed the vector code up on a few blocks while the scalar kernels
- * worked was tried first: it took 2 to 4 s to get there, competed with the workers for the cores, and
- * made the 222 M-element command twice as slow.)
+ * a few seconds of work, while the scalar kernels are compiled within milliseconds: on this project's
+ * AVX2 test machine a whole `qnat quantize` was faster on the scalar kernels up to about 300 M elements
+ * per thread (BENCHMARKS.md). Both give the same bytes. (A background thread that warmed the vector
+ * code up on a few blocks while the scalar kernels worked was tried first: it took 2 to 4 s to get
+ * there, competed with the workers for the cores, and made the 222 M-element command twice as slow.)
  */
 final class SmallWorkNf4Kernels implements Nf4Kernels {
-    /** Work up to this many elements goes to the scalar kernels, once a process says it has no more. */
-    static final long SMALL_WORK_ELEMENTS = 100_000_000L;
+    /**
+     * Work up to this many elements per thread goes to the scalar kernels, once a process says it has no
+     * more. The vector kernels' warm-up costs a run about the same whatever its size, while the scalar
+     * kernels' extra cost grows with the elements each thread quantizes (BENCHMARKS.md, sixth pass:
+     * default options, the crossover lay near 310 M elements on one thread and 830 M on two).
+     */
+    static final long SMALL_WORK_ELEMENTS_PER_THREAD = 300_000_000L;
+    /**
+     * The same for the MSE scale search, whose scalar form is several times slower: 222 M elements on two
+     * threads ran as fast on either kernels (6.8 and 7.0 s).
+     */
+    static final long SMALL_MSE_WORK_ELEMENTS_PER_THREAD = 50_000_000L;
 
     private final Nf4Kernels scalar;
     private final Supplier<Nf4Kernels> vector;
-    private volatile boolean smallWork;
+    private volatile long elementsPerThread = Long.MAX_VALUE;
 
     /** {@code vector} gives the platform's kernels, chosen on its first call: small work never calls it. */
     SmallWorkNf4Kernels(Nf4Kernels scalar, Supplier<Nf4Kernels> vector) {
@@ -29,14 +39,22 @@ final class SmallWorkNf4Kernels implements Nf4Kernels {
         this.vector = vector;
     }
 
-    /** The process will quantize about this many elements from now on; decides which kernels do it. */
-    void expectWork(long elements) {
-        smallWork = elements <= SMALL_WORK_ELEMENTS;
+    /**
+     * The process will quantize about {@code elements} elements from now on, on {@code threads} threads;
+     * decides which kernels do it.
+     */
+    void expectWork(long elements, int threads) {
+        elementsPerThread = elements / Math.max(1, threads);
     }
 
     /** The kernels that quantize calls run on now. */
     Nf4Kernels quantizing() {
-        return smallWork ? scalar : vector.get();
+        return elementsPerThread <= SMALL_WORK_ELEMENTS_PER_THREAD ? scalar : vector.get();
+    }
+
+    /** The kernels that MSE scale searches run on now. */
+    private Nf4Kernels searchingScales() {
+        return elementsPerThread <= SMALL_MSE_WORK_ELEMENTS_PER_THREAD ? scalar : vector.get();
     }
 
     @Override
@@ -61,7 +79,7 @@ final class SmallWorkNf4Kernels implements Nf4Kernels {
     @Override
     public void mseScales(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock, long endBlock,
                           MemorySegment scales) {
-        quantizing().mseScales(src, type, count, blockSize, firstBlock, endBlock, scales);
+        searchingScales().mseScales(src, type, count, blockSize, firstBlock, endBlock, scales);
     }
 
     @Override
