@@ -110,7 +110,7 @@ final class DiskSpace {
             if (Files.getFileStore(path).getUsableSpace() < size - at) {
                 throw notEnoughSpace(path, size, e);
             }
-            throw e;
+            throw new IOException(path + ": cannot reserve " + size + " bytes: " + e.getMessage(), e);
         }
     }
 
