@@ -2,9 +2,13 @@ package dev.qnat.cli;
 
 import dev.qnat.bnb.BitsandbytesImport;
 import dev.qnat.convert.Dequantizer;
+import dev.qnat.format.Encoding;
 import dev.qnat.format.FormatException;
 import dev.qnat.format.QnatFile;
+import dev.qnat.format.QnatTensor;
+import dev.qnat.format.TensorToWrite;
 import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.Nf4;
 import dev.qnat.safetensors.Checkpoint;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -52,8 +56,12 @@ final class DequantizeCommand implements Callable<Integer> {
         long started = System.nanoTime();
         FloatType type = dtype == null ? null : dtype.type;
         Dequantizer.Summary summary;
+        // A command is short-lived: on a small file the scalar kernels finish before the vector ones compile.
+        // The dequantizer writes the tensors one after another on this thread.
         if (QnatFile.isQnat(file)) {
             try (QnatFile qnat = QnatFile.open(file)) {
+                Nf4.expectWork(qnat.tensors().stream().filter(t -> t.encoding() != Encoding.RAW)
+                        .mapToLong(QnatTensor::elementCount).sum(), 1);
                 summary = Dequantizer.toSafetensors(qnat, output, type, allowOverflow);
             }
         } else {
@@ -61,6 +69,8 @@ final class DequantizeCommand implements Callable<Integer> {
                 if (!BitsandbytesImport.holdsNf4(checkpoint)) {
                     throw new FormatException(file + ": neither a QNAT file nor a bitsandbytes NF4 checkpoint");
                 }
+                Nf4.expectWork(BitsandbytesImport.plan(checkpoint).stream().filter(t -> t.encoded() != null)
+                        .mapToLong(TensorToWrite::elementCount).sum(), 1);
                 summary = BitsandbytesImport.toSafetensors(checkpoint, output, type, allowOverflow);
             }
         }

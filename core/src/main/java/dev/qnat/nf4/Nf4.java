@@ -96,13 +96,14 @@ public final class Nf4 {
     }
 
     /**
-     * For short-lived processes, a command line say: this process will quantize about {@code elements}
-     * elements from now on, on {@code threads} threads. Where that is little per thread, quantize calls
-     * run on the scalar kernels, which give the same bytes and are compiled within milliseconds, where the
-     * vector kernels would spend much of such a run interpreted before the JIT compiles them.
-     * Long-running processes need not call it.
+     * For short-lived processes, a command line say: this process will quantize (or dequantize) about
+     * {@code elements} elements from now on, on {@code threads} threads. Where that is little per thread,
+     * quantize (or dequantize) calls run on the scalar kernels, which give the same bytes and are compiled
+     * within milliseconds, where the vector kernels would spend much of such a run interpreted before the
+     * JIT compiles them. Long-running processes need not call it.
      *
-     * @param elements about how many elements the process will still quantize; each call replaces the last
+     * @param elements about how many elements the process will still quantize or dequantize; each call
+     *                 replaces the last
      * @param threads how many threads will share that work; values below 1 count as 1
      */
     public static void expectWork(long elements, int threads) {

@@ -90,6 +90,30 @@ class KernelSelectionTest {
     }
 
     @Test
+    void aSmallWorkloadDequantizesToTheSameValues() {
+        float[] x = TestData.values(TestData.Shape.HEAVY_TAILED, 100_001, 64, new java.util.SplittableRandom(4));
+        byte[] codes = new byte[50_001];
+        float[] absmax = new float[1563];
+        Nf4.quantize(x, 64, codes, absmax);
+        float[] vectorValues = new float[x.length];
+        short[] vectorHalves = new short[x.length];
+        float[] smallValues = new float[x.length];
+        short[] smallHalves = new short[x.length];
+        try {
+            Nf4.expectWork(1_000_000_000L, 1);
+            Nf4.dequantize(codes, absmax, 64, vectorValues);
+            Nf4.dequantize(codes, absmax, 64, vectorHalves, FloatType.BF16);
+            Nf4.expectWork(x.length, 1);
+            Nf4.dequantize(codes, absmax, 64, smallValues);
+            Nf4.dequantize(codes, absmax, 64, smallHalves, FloatType.BF16);
+        } finally {
+            Nf4.expectWork(Long.MAX_VALUE, 1);
+        }
+        assertArrayEquals(vectorValues, smallValues);
+        assertArrayEquals(vectorHalves, smallHalves);
+    }
+
+    @Test
     void smallWorkIsCountedPerThread() {
         try {
             Nf4.expectWork(500_000_000L, 1);
