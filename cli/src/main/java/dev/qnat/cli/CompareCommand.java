@@ -6,6 +6,7 @@ import dev.qnat.format.QnatFile;
 import dev.qnat.format.QnatTensor;
 import dev.qnat.format.TensorToWrite;
 import dev.qnat.io.FileSnapshot;
+import dev.qnat.nf4.Nf4;
 import dev.qnat.safetensors.Checkpoint;
 import dev.qnat.safetensors.SafetensorsTensor;
 import java.io.PrintWriter;
@@ -46,6 +47,10 @@ final class CompareCommand implements Callable<Integer> {
         List<FileSnapshot> opened = new ArrayList<>();
         try (Checkpoint source = Checkpoint.open(original); Arena arena = Arena.ofShared()) {
             opened.addAll(source.files());
+            // A command is short-lived: on a small model the scalar kernels finish before the vector ones
+            // compile. The tensors are compared one after another on this thread.
+            Nf4.expectWork(source.tensors().stream().filter(t -> t.dtype().floatType().isPresent())
+                    .mapToLong(SafetensorsTensor::elementCount).sum(), 1);
             if (QnatFile.isQnat(quantized)) {
                 try (QnatFile qnat = QnatFile.open(quantized)) {
                     qnat.snapshot().ifPresent(opened::add);
