@@ -133,7 +133,7 @@ public final class AtomicMappedFile {
                     StandardOpenOption.WRITE);
             channel.tryLock();
             try (Arena arena = Arena.ofShared()) {
-                DiskSpace.reserve(channel, temp, size, DiskSpace.ZERO_FILL_BYTES);
+                DiskSpace.reserve(channel, temp, size);
                 if (size > 0 && channel.size() < size) {
                     channel.write(ByteBuffer.wrap(new byte[1]), size - 1);
                 }

@@ -31,7 +31,7 @@ final class DiskSpace {
      * Files up to this size are reserved by writing zeros: at most about 30 ms, where a process's first
      * native call sets up the linker first, 0.05 to 0.1 s of a small model's run (measured).
      */
-    static final long ZERO_FILL_BYTES = 64L << 20;
+    private static final long ZERO_FILL_BYTES = 64L << 20;
     private static final int ZERO_CHUNK = 1 << 20;
 
     private record Functions(MethodHandle open, MethodHandle fallocate, MethodHandle close) {}
@@ -59,8 +59,13 @@ final class DiskSpace {
 
     /**
      * Reserves {@code size} bytes for the empty file {@code path}, open as {@code channel}; IOException when
-     * the disk lacks them. Files up to {@code zeroFillBytes} are written full of zeros.
+     * the disk lacks them. Files up to 64 MiB are written full of zeros.
      */
+    static void reserve(FileChannel channel, Path path, long size) throws IOException {
+        reserve(channel, path, size, ZERO_FILL_BYTES);
+    }
+
+    /** {@link #reserve(FileChannel, Path, long)}, writing zeros into files up to {@code zeroFillBytes}. */
     static void reserve(FileChannel channel, Path path, long size, long zeroFillBytes) throws IOException {
         if (size == 0) {
             return;

@@ -56,17 +56,22 @@ final class SmallWorkNf4Kernels implements Nf4Kernels {
 
     /** The kernels that quantize calls run on now. */
     Nf4Kernels quantizing() {
-        return elementsPerThread <= SMALL_WORK_ELEMENTS_PER_THREAD ? scalar : vector.get();
+        return smallUpTo(SMALL_WORK_ELEMENTS_PER_THREAD);
     }
 
     /** The kernels that MSE scale searches run on now. */
     private Nf4Kernels searchingScales() {
-        return elementsPerThread <= SMALL_MSE_WORK_ELEMENTS_PER_THREAD ? scalar : vector.get();
+        return smallUpTo(SMALL_MSE_WORK_ELEMENTS_PER_THREAD);
     }
 
     /** The kernels that dequantize and difference calls run on now. */
     private Nf4Kernels dequantizing() {
-        return elementsPerThread <= SMALL_DEQUANTIZE_WORK_ELEMENTS_PER_THREAD ? scalar : vector.get();
+        return smallUpTo(SMALL_DEQUANTIZE_WORK_ELEMENTS_PER_THREAD);
+    }
+
+    /** The scalar kernels where the expected work per thread is at most {@code elements}, else the platform's. */
+    private Nf4Kernels smallUpTo(long elements) {
+        return elementsPerThread <= elements ? scalar : vector.get();
     }
 
     @Override
