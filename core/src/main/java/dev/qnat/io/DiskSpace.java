@@ -59,7 +59,7 @@ final class DiskSpace {
 
     /**
      * Reserves {@code size} bytes for the empty file {@code path}, open as {@code channel}; IOException when
-     * the disk lacks them. Files up to 64 MiB are written full of zeros.
+     * the disk lacks them. Files up to {@code ZERO_FILL_BYTES} are written full of zeros.
      */
     static void reserve(FileChannel channel, Path path, long size) throws IOException {
         reserve(channel, path, size, ZERO_FILL_BYTES);
