@@ -1,6 +1,6 @@
 package dev.qnat.nf4.kernel;
 
-import static jdk.incubator.vector.VectorOperators.GE;
+import static jdk.incubator.vector.VectorOperators.GT;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 import static jdk.incubator.vector.VectorOperators.S2I;
@@ -204,10 +204,9 @@ final class PanamaMatVecKernels implements MatVecKernels {
                 IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
                 for (int k = 0; k < 8; k++) {
                     IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
-                    IntVector low = code.and(7);
                     IntVector w = PARTS == 1 ? code.selectFrom(t0)
-                            : PARTS == 2 ? low.selectFrom(t0).blend(low.selectFrom(t1), code.compare(GE, 8))
-                            : low.selectFrom(t0, t1).blend(low.selectFrom(t2, t3), code.compare(GE, 8));
+                            : PARTS == 2 ? code.selectFrom(t0).blend(code.selectFrom(t1), code.compare(GT, 7))
+                            : code.selectFrom(t0, t1).blend(code.selectFrom(t2, t3), code.compare(GT, 7));
                     FloatVector sum = w.reinterpretAsFloats().fma(FloatVector.fromArray(FLOATS, x, q + k * LANES), p0);
                     p0 = p1;
                     p1 = p2;
@@ -242,10 +241,9 @@ final class PanamaMatVecKernels implements MatVecKernels {
                 IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
                 for (int k = 0; k < 8; k++) {
                     IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
-                    IntVector low = code.and(7);
                     IntVector w = PARTS == 1 ? code.selectFrom(t0)
-                            : PARTS == 2 ? low.selectFrom(t0).blend(low.selectFrom(t1), code.compare(GE, 8))
-                            : low.selectFrom(t0, t1).blend(low.selectFrom(t2, t3), code.compare(GE, 8));
+                            : PARTS == 2 ? code.selectFrom(t0).blend(code.selectFrom(t1), code.compare(GT, 7))
+                            : code.selectFrom(t0, t1).blend(code.selectFrom(t2, t3), code.compare(GT, 7));
                     FloatVector weights = w.reinterpretAsFloats();
                     (scale == null ? weights : weights.mul(scale)).intoArray(out, offset + q + k * LANES);
                 }

@@ -2,7 +2,6 @@ package dev.qnat.nf4.kernel;
 
 import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.B2I;
-import static jdk.incubator.vector.VectorOperators.GE;
 import static jdk.incubator.vector.VectorOperators.GT;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.I2S;
@@ -126,15 +125,15 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         if (type == FloatType.F32) {
             for (long end = to - INTS.length(); i <= end; i += INTS.length()) {
                 IntVector magnitude = IntVector.fromMemorySegment(INTS, src, 4 * i, LE).and(0x7FFFFFFF);
-                if (magnitude.compare(GE, 0x7F800000).anyTrue()) {
+                if (magnitude.compare(GT, 0x7F7FFFFF).anyTrue()) {
                     break;
                 }
             }
         } else {
-            short infinity = (short) (type == FloatType.F16 ? 0x7C00 : 0x7F80);
+            short largestFinite = (short) (type == FloatType.F16 ? 0x7BFF : 0x7F7F);
             for (long end = to - SHORTS.length(); i <= end; i += SHORTS.length()) {
                 ShortVector magnitude = ShortVector.fromMemorySegment(SHORTS, src, 2 * i, LE).and((short) 0x7FFF);
-                if (magnitude.compare(GE, infinity).anyTrue()) {
+                if (magnitude.compare(GT, largestFinite).anyTrue()) {
                     break;
                 }
             }
@@ -305,7 +304,9 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                                         IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
         // Element by element, so over the whole chunk in whole vectors, whatever the blocks (values past the
         // searched blocks' elements are left from before and their results unused). One lookup per loop:
-        // more in one body passed C2's node budget and boxed the vectors (40 bytes per element).
+        // more in one body passed C2's node budget and boxed the vectors (40 bytes per element). C2 calls this
+        // method out of line, so the 11 tables passed in are boxed once per chunk (0.22 bytes per element);
+        // loaded here and in lookupAll instead, they were boxed per vector: 16 bytes per element, 1.5x slower.
         FloatVector firstStep = FloatVector.broadcast(FLOATS, MseScaleRule.STEPS[0]);
         for (int i = 0; i < elements; i += LANES) {
             FloatVector u = FloatVector.fromArray(FLOATS, scratch.normalized, i);
@@ -443,9 +444,9 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         LongVector pairs = code.reinterpretAsLongs();
         ByteVector packed = (ByteVector) pairs.or(pairs.lanewise(LSHR, 28)).convert(L2B, 0);
         switch (LANES) {
-            case 4 -> codes.set(CODE_BYTES_2, index / 2, packed.reinterpretAsShorts().lane(0));
-            case 8 -> codes.set(CODE_BYTES_4, index / 2, packed.reinterpretAsInts().lane(0));
-            default -> codes.set(CODE_BYTES_8, index / 2, packed.reinterpretAsLongs().lane(0));
+            case 4 -> codes.set(CODE_BYTES_2, codeByte(index), packed.reinterpretAsShorts().lane(0));
+            case 8 -> codes.set(CODE_BYTES_4, codeByte(index), packed.reinterpretAsInts().lane(0));
+            default -> codes.set(CODE_BYTES_8, codeByte(index), packed.reinterpretAsLongs().lane(0));
         }
     }
 
@@ -494,7 +495,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             int done = 0;
             for (int end = length - LANES; done <= end; done += LANES) {
                 long index = start + done;
-                IntVector code = unpack(codes, index / 2, nibbleShift, inHighHalf);
+                IntVector code = unpack(codes, codeByte(index), nibbleShift, inHighHalf);
                 FloatVector level = lookup(code, t0, t1, t2, t3).reinterpretAsFloats();
                 store(dst, type, index, level.mul(scale));
             }
@@ -546,7 +547,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                 for (int end = length - 2 * LANES; done <= end && (start + done) / 2 + CODE_BYTES.length() <= codeBytes;
                      done += 2 * LANES) {
                     long index = start + done;
-                    IntVector pairs = (IntVector) ByteVector.fromMemorySegment(CODE_BYTES, codes, index / 2, LE)
+                    IntVector pairs = (IntVector) ByteVector.fromMemorySegment(CODE_BYTES, codes, codeByte(index), LE)
                             .convertShape(B2I, INTS, 0);
                     IntVector even = bf16Rounded(lookup(pairs.and(0xF), t0, t1, t2, t3), scale);
                     IntVector odd = bf16Rounded(lookup(pairs.lanewise(LSHR, 4).and(0xF), t0, t1, t2, t3), scale);
@@ -634,20 +635,20 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                 while (done <= length - LANES) {
                     FloatVector error = FloatVector.zero(FLOATS);
                     FloatVector signal = FloatVector.zero(FLOATS);
-                    FloatVector largest = FloatVector.zero(FLOATS);
+                    IntVector largest = IntVector.zero(INTS);
                     FloatVector cross = FloatVector.zero(FLOATS);
                     FloatVector levels = FloatVector.zero(FLOATS);
                     for (int n = 0; n < VECTORS_PER_FLUSH && done <= length - LANES; n++, done += LANES) {
                         long index = start + done;
                         FloatVector x = loadBits(src, type, index).reinterpretAsFloats();
-                        FloatVector level = lookup(unpack(codes, index / 2, nibbleShift, inHighHalf), t0, t1, t2, t3)
+                        FloatVector level = lookup(unpack(codes, codeByte(index), nibbleShift, inHighHalf), t0, t1, t2, t3)
                                 .reinterpretAsFloats();
                         FloatVector d = x.sub(level.mul(scale));
                         FloatVector scaledD = d.mul(unscale);
                         FloatVector scaledX = x.mul(unscale);
                         error = scaledD.fma(scaledD, error);
                         signal = scaledX.fma(scaledX, signal);
-                        largest = largest.max(d.abs());
+                        largest = largest.max(magnitudeBits(d));
                         if (terms) {
                             cross = scaledX.fma(level, cross);
                             levels = level.fma(level, levels);
@@ -655,7 +656,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                     }
                     squaredError += squareScale * error.reduceLanes(ADD);
                     squaredSignal += squareScale * signal.reduceLanes(ADD);
-                    blockMax = Math.max(blockMax, largest.reduceLanes(MAX));
+                    blockMax = Math.max(blockMax, Float.intBitsToFloat(largest.reduceLanes(MAX)));
                     if (terms) {
                         crossTerm += (double) blockAbsmax * cross.reduceLanes(ADD);
                         squaredLevels += levels.reduceLanes(ADD);
@@ -691,18 +692,18 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             long runStart = i;
             FloatVector error = FloatVector.zero(FLOATS);
             FloatVector signal = FloatVector.zero(FLOATS);
-            FloatVector largest = FloatVector.zero(FLOATS);
-            FloatVector largestValue = FloatVector.zero(FLOATS);
+            IntVector largest = IntVector.zero(INTS);
+            IntVector largestValue = IntVector.zero(INTS);
             for (int n = 0; n < VECTORS_PER_FLUSH && i <= count - LANES; n++, i += LANES) {
                 FloatVector x = FloatVector.fromMemorySegment(FLOATS, original, 4 * i, LE);
                 FloatVector d = x.sub(FloatVector.fromMemorySegment(FLOATS, restored, 4 * i, LE));
                 error = d.fma(d, error);
                 signal = x.fma(x, signal);
-                largest = largest.max(d.abs());
-                largestValue = largestValue.max(x.abs());
+                largest = largest.max(magnitudeBits(d));
+                largestValue = largestValue.max(magnitudeBits(x));
             }
-            float runMax = largest.reduceLanes(MAX);
-            float runMaxValue = largestValue.reduceLanes(MAX);
+            float runMax = Float.intBitsToFloat(largest.reduceLanes(MAX));
+            float runMaxValue = Float.intBitsToFloat(largestValue.reduceLanes(MAX));
             if (inSquareRange(runMax) && inSquareRange(runMaxValue)) {
                 squaredError += error.reduceLanes(ADD);
                 squaredSignal += signal.reduceLanes(ADD);
@@ -723,20 +724,41 @@ final class PanamaNf4Kernels implements Nf4Kernels {
 
     // ---- lane helpers -----------------------------------------------------------------------------
 
+    /**
+     * {@code |v|} as float bits, whose integer order is the magnitudes' order (a NaN above them all), so that
+     * a running maximum is one integer max: FloatVector.max, with its NaN and -0.0 rules, took six
+     * instructions at 256 bits.
+     */
+    private static IntVector magnitudeBits(FloatVector v) {
+        return v.reinterpretAsInts().and(0x7FFFFFFF);
+    }
+
+    /**
+     * The byte that holds element {@code index}'s code, for an index that is never negative: a shift, where
+     * {@code index / 2} compiles to a signed division's three instructions.
+     */
+    private static long codeByte(long index) {
+        return index >>> 1;
+    }
+
     private static IntVector tablePart(int[] table, int part) {
         return IntVector.fromArray(INTS, table, Math.min(part, TABLE_SIZE / LANES - 1) * LANES);
     }
 
-    /** {@code table[index]} per lane for a 16-entry table split over 16 / LANES vectors. */
+    /**
+     * {@code table[index]} per lane for a 16-entry table split over 16 / LANES vectors, indexes 0 to 15
+     * ({@code selectFrom} wraps them modulo its table's size).
+     */
     private static IntVector lookup(IntVector index, IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
         if (LANES >= 16) {
             return index.selectFrom(t0);
         }
-        IntVector low = index.selectFrom(t0, t1); // indexes wrap modulo 2 * LANES
-        if (LANES == 8) {
-            return low;
-        }
-        return low.blend(index.selectFrom(t2, t3), index.compare(GE, 8));
+        // The upper half by GT 7, never GE 8: AVX2 compares integers only by GT and EQ, so GE costs an
+        // inversion (two instructions more). And at 256 bits two one-table lookups, not selectFrom(t0, t1),
+        // which C2 lowers there with that same GE.
+        VectorMask<Integer> upper = index.compare(GT, 7);
+        return LANES == 8 ? index.selectFrom(t0).blend(index.selectFrom(t1), upper)
+                : index.selectFrom(t0, t1).blend(index.selectFrom(t2, t3), upper);
     }
 
     /** The float32 bit patterns of LANES elements, on integer lanes throughout. */
@@ -758,7 +780,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         IntVector magnitude = half.and(0x7FFF);
         // Re-bias the exponent by 127 - 15; infinities and NaNs need it twice to reach 255.
         IntVector rebias = IntVector.broadcast(INTS, 112 << 23);
-        IntVector normal = magnitude.lanewise(LSHL, 13).add(rebias).add(rebias, magnitude.compare(GE, 0x7C00));
+        IntVector normal = magnitude.lanewise(LSHL, 13).add(rebias).add(rebias, magnitude.compare(GT, 0x7BFF));
         IntVector subnormal = ((FloatVector) magnitude.convert(I2F, 0)).mul(HALF_SUBNORMAL_UNIT).reinterpretAsInts();
         return normal.blend(subnormal, magnitude.compare(LT, 0x0400)).or(sign);
     }
@@ -797,7 +819,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                 .or(bits.and(0xF)).or(0x7C00);
         return normal
                 .blend(subnormal, magnitude.compare(LT, 113 << 23))
-                .blend(IntVector.broadcast(INTS, 0x7C00), magnitude.compare(GE, 0x47800000))
+                .blend(IntVector.broadcast(INTS, 0x7C00), magnitude.compare(GT, 0x477FFFFF))
                 .blend(nan, magnitude.compare(GT, 0x7F800000))
                 .or(sign);
     }
