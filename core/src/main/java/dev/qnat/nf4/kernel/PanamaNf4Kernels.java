@@ -755,7 +755,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         }
         // The upper half by GT 7, never GE 8: AVX2 compares integers only by GT and EQ, so GE costs an
         // inversion (two instructions more). And at 256 bits two one-table lookups, not selectFrom(t0, t1),
-        // which C2 lowers there with that same GE.
+        // which C2 lowers on AVX2 with that same GE (AVX-512 runs the 512-bit kernels: one lookup).
         VectorMask<Integer> upper = index.compare(GT, 7);
         return LANES == 8 ? index.selectFrom(t0).blend(index.selectFrom(t1), upper)
                 : index.selectFrom(t0, t1).blend(index.selectFrom(t2, t3), upper);
