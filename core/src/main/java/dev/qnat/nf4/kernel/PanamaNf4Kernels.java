@@ -544,7 +544,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             int done = 0;
             if (Float.isFinite(blockAbsmax)) {
                 FloatVector scale = FloatVector.broadcast(FLOATS, blockAbsmax);
-                for (int end = length - 2 * LANES; done <= end && (start + done) / 2 + CODE_BYTES.length() <= codeBytes;
+                for (int end = length - 2 * LANES; done <= end && codeByte(start + done) + CODE_BYTES.length() <= codeBytes;
                      done += 2 * LANES) {
                     long index = start + done;
                     IntVector pairs = (IntVector) ByteVector.fromMemorySegment(CODE_BYTES, codes, codeByte(index), LE)
