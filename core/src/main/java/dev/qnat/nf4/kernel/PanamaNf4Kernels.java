@@ -19,6 +19,7 @@ import dev.qnat.nf4.QuantizationError;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -66,6 +67,8 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     private static final int[] EIGHTH_THRESHOLDS = everyNth(THRESHOLDS, 0, 2);
     /** All 15 thresholds as float bits, for lookups by code (the MSE search's code updates). */
     private static final int[] THRESHOLD_TABLE = intTable(THRESHOLDS);
+    /** Entry i: the level of code i + 1 (the MSE search's upper level), for a lookup by the same index. */
+    private static final int[] LEVEL_ABOVE_TABLE = intTable(Arrays.copyOfRange(Nf4Codebook.levels(), 1, TABLE_SIZE));
     /** Per lane: the shift of its nibble in its 32-bit half of the code bytes, and which half (0 or 1). */
     private static final int[] NIBBLE_SHIFT = new int[LANES];
     private static final int[] IN_HIGH_HALF = new int[LANES];
@@ -255,14 +258,6 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         IntVector quarters = IntVector.fromArray(INTS, QUARTER_THRESHOLDS, 0);
         IntVector eighths = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, 0);
         IntVector eighthsHigh = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, Math.min(LANES, 8) % 8);
-        IntVector t0 = tablePart(LEVEL_TABLE, 0);
-        IntVector t1 = tablePart(LEVEL_TABLE, 1);
-        IntVector t2 = tablePart(LEVEL_TABLE, 2);
-        IntVector t3 = tablePart(LEVEL_TABLE, 3);
-        IntVector m0 = tablePart(THRESHOLD_TABLE, 0);
-        IntVector m1 = tablePart(THRESHOLD_TABLE, 1);
-        IntVector m2 = tablePart(THRESHOLD_TABLE, 2);
-        IntVector m3 = tablePart(THRESHOLD_TABLE, 3);
         int blocksPerChunk = Math.max(1, MSE_CHUNK_ELEMENTS / blockSize);
         MseScratch scratch = MSE_SCRATCH.get().fit(blocksPerChunk * blockSize);
         for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
@@ -277,7 +272,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                     normalize(src, type, start, length, 1f / blockAbsmax, scratch.normalized, b * blockSize);
                 }
             }
-            candidateBounds(scratch, elements, quarters, eighths, eighthsHigh, m0, m1, m2, m3, t0, t1, t2, t3);
+            candidateBounds(scratch, elements, quarters, eighths, eighthsHigh);
             for (int k = 0; k < MseScaleRule.CANDIDATES; k++) {
                 candidateSums(scratch, blockSize, elements, MseScaleRule.STEPS[k], k * blocks);
             }
@@ -300,30 +295,46 @@ final class PanamaNf4Kernels implements Nf4Kernels {
      * a positive v only fall, those of a negative one only rise, and for the first candidate it is c.
      */
     private static void candidateBounds(MseScratch scratch, int elements, IntVector quarters, IntVector eighths,
-                                        IntVector eighthsHigh, IntVector m0, IntVector m1, IntVector m2, IntVector m3,
-                                        IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
+                                        IntVector eighthsHigh) {
         // Element by element, so over the whole chunk in whole vectors, whatever the blocks (values past the
-        // searched blocks' elements are left from before and their results unused). One lookup per loop:
-        // more in one body passed C2's node budget and boxed the vectors (40 bytes per element). C2 calls this
-        // method out of line, so the 11 tables passed in are boxed once per chunk (0.22 bytes per element);
-        // loaded here and in lookupAll instead, they were boxed per vector: 16 bytes per element, 1.5x slower.
+        // searched blocks' elements are left from before and their results unused). The search in one loop,
+        // the lookups in another: both in one body passed C2's node budget and boxed the vectors (40 bytes
+        // per element). C2 calls this method out of line, so the 3 vectors passed in are boxed once per
+        // chunk (0.09 bytes per element); passing the lookup tables too boxed 11 (0.22 bytes), and loading
+        // all of them here, not in lookupBounds, boxed them per vector (16 bytes per element, 1.5x slower).
         FloatVector firstStep = FloatVector.broadcast(FLOATS, MseScaleRule.STEPS[0]);
         for (int i = 0; i < elements; i += LANES) {
             FloatVector u = FloatVector.fromArray(FLOATS, scratch.normalized, i);
             search(u.mul(firstStep), quarters, eighths, eighthsHigh).sub(1, u.compare(GT, 0f).cast(INTS))
                     .intoArray(scratch.indexes, i);
         }
-        lookupAll(scratch.indexes, 0, elements, m0, m1, m2, m3, scratch.thresholds);
-        lookupAll(scratch.indexes, 0, elements, t0, t1, t2, t3, scratch.lowLevels);
-        lookupAll(scratch.indexes, 1, elements, t0, t1, t2, t3, scratch.highLevels);
+        lookupBounds(scratch, elements);
     }
 
-    /** {@code into[i] = table[indexes[i] + shift]} for the whole vectors covering {@code [0, elements)}. */
-    private static void lookupAll(int[] indexes, int shift, int elements, IntVector t0, IntVector t1, IntVector t2,
-                                  IntVector t3, float[] into) {
+    /**
+     * For each index i of the chunk: threshold i, and the levels of codes i and i + 1. The three tables
+     * split at the same index, so one mask serves all three lookups. (Three loops of one lookup each, the
+     * second by i + 1 in the level table, ran the MSE quantize 4.5 % slower, F32 and BF16.)
+     */
+    private static void lookupBounds(MseScratch scratch, int elements) {
+        IntVector m0 = tablePart(THRESHOLD_TABLE, 0);
+        IntVector m1 = tablePart(THRESHOLD_TABLE, 1);
+        IntVector m2 = tablePart(THRESHOLD_TABLE, 2);
+        IntVector m3 = tablePart(THRESHOLD_TABLE, 3);
+        IntVector t0 = tablePart(LEVEL_TABLE, 0);
+        IntVector t1 = tablePart(LEVEL_TABLE, 1);
+        IntVector t2 = tablePart(LEVEL_TABLE, 2);
+        IntVector t3 = tablePart(LEVEL_TABLE, 3);
+        IntVector a0 = tablePart(LEVEL_ABOVE_TABLE, 0);
+        IntVector a1 = tablePart(LEVEL_ABOVE_TABLE, 1);
+        IntVector a2 = tablePart(LEVEL_ABOVE_TABLE, 2);
+        IntVector a3 = tablePart(LEVEL_ABOVE_TABLE, 3);
         for (int i = 0; i < elements; i += LANES) {
-            lookup(IntVector.fromArray(INTS, indexes, i).add(shift), t0, t1, t2, t3).reinterpretAsFloats()
-                    .intoArray(into, i);
+            IntVector index = IntVector.fromArray(INTS, scratch.indexes, i);
+            VectorMask<Integer> upper = index.compare(GT, 7);
+            lookup(index, upper, m0, m1, m2, m3).reinterpretAsFloats().intoArray(scratch.thresholds, i);
+            lookup(index, upper, t0, t1, t2, t3).reinterpretAsFloats().intoArray(scratch.lowLevels, i);
+            lookup(index, upper, a0, a1, a2, a3).reinterpretAsFloats().intoArray(scratch.highLevels, i);
         }
     }
 
@@ -750,14 +761,17 @@ final class PanamaNf4Kernels implements Nf4Kernels {
      * ({@code selectFrom} wraps them modulo its table's size).
      */
     private static IntVector lookup(IntVector index, IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
-        if (LANES >= 16) {
-            return index.selectFrom(t0);
-        }
         // The upper half by GT 7, never GE 8: AVX2 compares integers only by GT and EQ, so GE costs an
         // inversion (two instructions more). And at 256 bits two one-table lookups, not selectFrom(t0, t1),
         // which C2 lowers on AVX2 with that same GE (AVX-512 runs the 512-bit kernels: one lookup).
-        VectorMask<Integer> upper = index.compare(GT, 7);
-        return LANES == 8 ? index.selectFrom(t0).blend(index.selectFrom(t1), upper)
+        return lookup(index, index.compare(GT, 7), t0, t1, t2, t3);
+    }
+
+    /** {@link #lookup(IntVector, IntVector, IntVector, IntVector, IntVector)} with its mask of indexes above 7 given. */
+    private static IntVector lookup(IntVector index, VectorMask<Integer> upper, IntVector t0, IntVector t1, IntVector t2,
+                                    IntVector t3) {
+        return LANES >= 16 ? index.selectFrom(t0)
+                : LANES == 8 ? index.selectFrom(t0).blend(index.selectFrom(t1), upper)
                 : index.selectFrom(t0, t1).blend(index.selectFrom(t2, t3), upper);
     }
 
