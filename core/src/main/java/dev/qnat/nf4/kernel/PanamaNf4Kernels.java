@@ -67,7 +67,10 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     private static final int[] EIGHTH_THRESHOLDS = everyNth(THRESHOLDS, 0, 2);
     /** All 15 thresholds as float bits, for lookups by code (the MSE search's code updates). */
     private static final int[] THRESHOLD_TABLE = intTable(THRESHOLDS);
-    /** Entry i: the level of code i + 1 (the MSE search's upper level), for a lookup by the same index. */
+    /**
+     * Entry i: the level of code i + 1 (the MSE search's upper level), for a lookup by the same index
+     * (entry 15 is never looked up).
+     */
     private static final int[] LEVEL_ABOVE_TABLE = intTable(Arrays.copyOfRange(Nf4Codebook.levels(), 1, TABLE_SIZE));
     /** Per lane: the shift of its nibble in its 32-bit half of the code bytes, and which half (0 or 1). */
     private static final int[] NIBBLE_SHIFT = new int[LANES];
