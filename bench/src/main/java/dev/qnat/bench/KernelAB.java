@@ -10,6 +10,7 @@ import java.net.URL;
 import java.net.URLClassLoader;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Executor;
@@ -34,21 +35,34 @@ public final class KernelAB {
     private static final int MATVEC_ROWS = 11008;
     private static final int MATVEC_COLS = 4096;
 
+    private static final List<String> OPERATIONS =
+            List.of("quantize", "measured", "mse", "dequantize", "matvec");
+
     private KernelAB() {}
+
+    /** The integer, or -1 where the text is not a positive one. */
+    private static int positive(String text) {
+        try {
+            int value = Integer.parseInt(text);
+            return value > 0 ? value : -1;
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
 
     /** One side's operation, ready to run; {@code size} elements or weights per call. */
     private record Side(MethodHandle call, long size) {}
 
     public static void main(String[] args) throws Throwable {
-        if (args.length < 3) {
-            System.err.println("usage: KernelAB CLASSPATH_A CLASSPATH_B quantize|measured|mse|dequantize|matvec"
-                    + " [F32|BF16] [ELEMENTS] [ROUNDS]");
+        String op = args.length > 2 ? args[2] : "";
+        String type = args.length > 3 ? args[3] : "F32";
+        int elements = args.length > 4 ? positive(args[4]) : 1 << 18;
+        int rounds = args.length > 5 ? positive(args[5]) : 60;
+        if (!OPERATIONS.contains(op) || !type.equals("F32") && !type.equals("BF16") || elements < 0 || rounds < 0) {
+            System.err.println("usage: KernelAB CLASSPATH_A CLASSPATH_B " + String.join("|", OPERATIONS)
+                    + " [F32|BF16] [ELEMENTS] [ROUNDS] (ELEMENTS and ROUNDS positive integers)");
             System.exit(2);
         }
-        String op = args[2];
-        String type = args.length > 3 ? args[3] : "F32";
-        int elements = args.length > 4 ? Integer.parseInt(args[4]) : 1 << 18;
-        int rounds = args.length > 5 ? Integer.parseInt(args[5]) : 60;
         Side[] sides = new Side[2];
         try (Arena arena = Arena.ofShared()) {
             for (int s = 0; s < 2; s++) {
