@@ -26,8 +26,10 @@ import jdk.incubator.vector.VectorSpecies;
  * permuted once per call into that order ({@link #prepareNf4}) and everything after is lane-wise: shift,
  * mask, a 16-entry lookup of the levels already multiplied by the block's absmax (once per chunk), and an
  * FMA into one of four partial sums (four, so that the FMA latency does not bound the loop). Rows go that
- * way when blocks and rows start on multiples of the chunk width; when only multiples of 8 columns, each
- * chunk is decoded with a per-lane absmax and then multiplied; other shapes run the scalar reference.
+ * way when blocks and rows start on multiples of the chunk width, or at 16 lanes of half of it (block 64:
+ * the chunk's two halves look up two scaled tables in one two-table permute); when only multiples of 8
+ * columns, each chunk is decoded with a per-lane absmax and then multiplied; other shapes run the scalar
+ * reference.
  * For a batch, up to 32 rows are decoded once into a float buffer of the thread, and each is multiplied
  * with three rows of x at a time (twelve partial sums in registers), in spans of columns that stay in L1. Summation orders: src/spec/nf4-linear.md.
  */
@@ -45,6 +47,15 @@ final class PanamaMatVecKernels implements MatVecKernels {
     static final int CHUNK = 8 * LANES;
     /** Vectors that hold the 16 levels. */
     private static final int PARTS = Math.max(1, Nf4Codebook.LEVELS / LANES);
+    /**
+     * Columns that one scale serves in the fast path: a chunk, or at 16 lanes half a chunk, whose lanes
+     * from 8 on look up a second table (one 32-entry permute; at fewer lanes the 16 levels already take
+     * two or four vectors). Without it a 512-bit kernel took block 64, the default, through the per-lane
+     * decode, 2.4 times slower than the 256-bit one.
+     */
+    private static final int SCALE_SPAN = PARTS == 1 ? CHUNK / 2 : CHUNK;
+    /** Lanes that look up the second table (at 16 lanes): 16 in the chunk's upper half, else 0. */
+    private static final int[] SECOND_TABLE = new int[LANES];
     private static final float[] LEVELS = new float[PARTS * LANES];
     /** Where parts 0 to 3 of the levels start in LEVELS (parts past PARTS repeat the last, unused). */
     private static final int PART_0 = 0;
@@ -61,6 +72,9 @@ final class PanamaMatVecKernels implements MatVecKernels {
     static {
         for (int code = 0; code < Nf4Codebook.LEVELS; code++) {
             LEVELS[code] = Nf4Codebook.level(code);
+        }
+        for (int lane = LANES / 2; lane < LANES; lane++) {
+            SECOND_TABLE[lane] = LANES;
         }
     }
 
@@ -173,9 +187,12 @@ final class PanamaMatVecKernels implements MatVecKernels {
             this(codes, codeBase, absmax, firstBlock, blockSize, cols, cols - cols % CHUNK);
         }
 
-        /** Whether every chunk lies in one block: blocks and rows start at multiples of the chunk width. */
+        /**
+         * Whether each chunk's scale spans lie in one block each: blocks start at multiples of the span and
+         * rows at multiples of the chunk.
+         */
         boolean aligned() {
-            return blockSize % CHUNK == 0 && cols % CHUNK == 0;
+            return blockSize % SCALE_SPAN == 0 && cols % CHUNK == 0;
         }
 
         /**
@@ -194,21 +211,20 @@ final class PanamaMatVecKernels implements MatVecKernels {
             FloatVector p1 = p0;
             FloatVector p2 = p0;
             FloatVector p3 = p0;
+            IntVector secondTable = IntVector.fromArray(INTS, SECOND_TABLE, 0);
             BlockCursor blocks = new BlockCursor(rowStart);
             for (int q = 0; q < full; q += CHUNK) {
                 IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
                 float a = absmax[blocks.next()];
+                // At 16 lanes t1 is the levels times the chunk's second span's absmax, else levels 4 to 7 or 8 to 15.
+                float a1 = PARTS == 1 ? absmax[blocks.next()] : a;
                 IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
-                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
+                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a1).reinterpretAsInts();
                 IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
                 IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
                 for (int k = 0; k < 8; k++) {
-                    // selectFrom wraps the code modulo its table's lanes. The upper half by GT 7: GE 8 is two
-                    // instructions more on AVX2, and this loop ran 1.5x slower with it.
                     IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
-                    IntVector w = PARTS == 1 ? code.selectFrom(t0)
-                            : PARTS == 2 ? code.selectFrom(t0).blend(code.selectFrom(t1), code.compare(GT, 7))
-                            : code.selectFrom(t0, t1).blend(code.selectFrom(t2, t3), code.compare(GT, 7));
+                    IntVector w = scaledLevels(code, secondTable, t0, t1, t2, t3);
                     FloatVector sum = w.reinterpretAsFloats().fma(FloatVector.fromArray(FLOATS, x, q + k * LANES), p0);
                     p0 = p1;
                     p1 = p2;
@@ -231,21 +247,23 @@ final class PanamaMatVecKernels implements MatVecKernels {
          */
         void decode(long rowStart, float[] out, int offset, Scratch scratch) {
             boolean aligned = aligned();
+            IntVector secondTable = IntVector.fromArray(INTS, SECOND_TABLE, 0);
             BlockCursor blocks = new BlockCursor(rowStart);
             for (int q = 0; q < full; q += CHUNK) {
                 IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
-                int block = blocks.next(); // moves to the next chunk's codes, aligned or not
+                // Moves to the next chunk's codes, aligned or not.
+                int block = blocks.next();
+                int block1 = PARTS == 1 ? blocks.next() : block;
                 float a = aligned ? absmax[block] : 1f;
+                float a1 = aligned ? absmax[block1] : 1f;
                 FloatVector scale = aligned ? null : laneScales(rowStart + q, scratch);
                 IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
-                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
+                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(PARTS == 1 ? a1 : a).reinterpretAsInts();
                 IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
                 IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
                 for (int k = 0; k < 8; k++) {
                     IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
-                    IntVector w = PARTS == 1 ? code.selectFrom(t0)
-                            : PARTS == 2 ? code.selectFrom(t0).blend(code.selectFrom(t1), code.compare(GT, 7))
-                            : code.selectFrom(t0, t1).blend(code.selectFrom(t2, t3), code.compare(GT, 7));
+                    IntVector w = scaledLevels(code, secondTable, t0, t1, t2, t3);
                     FloatVector weights = w.reinterpretAsFloats();
                     (scale == null ? weights : weights.mul(scale)).intoArray(out, offset + q + k * LANES);
                 }
@@ -256,29 +274,29 @@ final class PanamaMatVecKernels implements MatVecKernels {
         }
 
         /**
-         * Walks the chunks of an aligned row: the byte of each chunk's codes and its block's index in absmax,
-         * without a division per chunk (a 64-bit one costs some 40 cycles).
+         * Walks the scale spans of an aligned row: the byte of each span's codes and its block's index in
+         * absmax, without a division per span (a 64-bit one costs some 40 cycles).
          */
         private final class BlockCursor {
             long byteAt;
             private int block;
-            private int chunksLeft;
-            private final int chunksPerBlock = blockSize / CHUNK;
+            private int spansLeft;
+            private final int spansPerBlock = blockSize / SCALE_SPAN;
 
             BlockCursor(long rowStart) {
                 byteAt = (rowStart - codeBase) >> 1;
                 block = (int) (rowStart / blockSize - firstBlock);
-                chunksLeft = (int) ((blockSize - rowStart % blockSize) / CHUNK); // in the row's first block
+                spansLeft = (int) ((blockSize - rowStart % blockSize) / SCALE_SPAN); // in the row's first block
             }
 
-            /** The absmax index of the current chunk; moves to the next chunk. */
+            /** The absmax index of the current span; moves to the next span. */
             int next() {
-                if (chunksLeft == 0) {
+                if (spansLeft == 0) {
                     block++;
-                    chunksLeft = chunksPerBlock;
+                    spansLeft = spansPerBlock;
                 }
-                chunksLeft--;
-                byteAt += CHUNK / 2;
+                spansLeft--;
+                byteAt += SCALE_SPAN / 2;
                 return block;
             }
         }
@@ -290,6 +308,20 @@ final class PanamaMatVecKernels implements MatVecKernels {
             }
             return FloatVector.fromArray(FLOATS, scratch.laneScales, 0);
         }
+    }
+
+    /**
+     * The levels of 16 codes, one per lane, from the chunk's scaled tables: at 16 lanes t0 for the first
+     * half of the lanes and t1 for the second (one two-table permute, indexes 16 and up in t1), at 8 lanes
+     * t0 and t1 for codes 0 to 7 and 8 to 15, at 4 lanes t0 to t3. selectFrom wraps an index modulo its
+     * tables' lanes. The upper codes by GT 7: GE 8 is two instructions more on AVX2, and the loop ran 1.5x
+     * slower with it.
+     */
+    private static IntVector scaledLevels(IntVector code, IntVector secondTable, IntVector t0, IntVector t1,
+                                          IntVector t2, IntVector t3) {
+        return PARTS == 1 ? code.or(secondTable).selectFrom(t0, t1)
+                : PARTS == 2 ? code.selectFrom(t0).blend(code.selectFrom(t1), code.compare(GT, 7))
+                : code.selectFrom(t0, t1).blend(code.selectFrom(t2, t3), code.compare(GT, 7));
     }
 
     // ---- RAW --------------------------------------------------------------------------------------
