@@ -2,9 +2,60 @@ package dev.qnat.nf4;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
-/** The tests' reference for matrix products: float64 sums of the dequantized weights, and the float32 bound. */
+/**
+ * The tests' references for matrix products: float64 sums of the dequantized weights with the float32
+ * bound, and the float32 sums in the order src/spec/nf4-linear.md writes down.
+ */
 public final class MatrixReference {
     private MatrixReference() {}
+
+    /** How a vector kernel walks a row's columns (src/spec/nf4-linear.md). */
+    public enum Order {
+        /** NF4 with cols and block size multiples of 8: chunks of 8L columns, vector 8q + k holding column qK + 8j + k in lane j. */
+        CHUNKED,
+        /** RAW F32, F16 and BF16: vector v holds columns vL .. vL + L - 1. */
+        NATURAL,
+        /** Other NF4 shapes, and the scalar reference: one fma after another. */
+        SCALAR
+    }
+
+    /**
+     * {@code y[b][r]} summed as the spec orders it at {@code lanes} float lanes: four partial sums of L
+     * lanes, vector v into sum v mod 4 by fma, then {@code (p0 + p2) + (p1 + p3)}, the lanes as a halving
+     * tree, and the columns past the whole vectors one fma at a time. w holds the dequantized weights
+     * (level times absmax, as the kernels form them).
+     */
+    public static float[] inSpecOrder(float[] w, int rows, int cols, float[] x, int batch, int lanes, Order order) {
+        float[] y = new float[batch * rows];
+        int perStep = order == Order.CHUNKED ? 8 * lanes : 4 * lanes;
+        int full = order == Order.SCALAR ? 0 : cols - cols % perStep;
+        for (int b = 0; b < batch; b++) {
+            for (int r = 0; r < rows; r++) {
+                float[][] partial = new float[4][lanes];
+                for (int v = 0; v < full / lanes; v++) {
+                    for (int j = 0; j < lanes; j++) {
+                        int c = order == Order.CHUNKED ? v / 8 * perStep + 8 * j + v % 8 : v * lanes + j;
+                        partial[v % 4][j] = Math.fma(w[r * cols + c], x[b * cols + c], partial[v % 4][j]);
+                    }
+                }
+                float[] t = new float[Math.max(1, lanes)];
+                for (int j = 0; j < lanes; j++) {
+                    t[j] = (partial[0][j] + partial[2][j]) + (partial[1][j] + partial[3][j]);
+                }
+                for (int h = lanes / 2; h > 0; h /= 2) {
+                    for (int i = 0; i < h; i++) {
+                        t[i] += t[i + h];
+                    }
+                }
+                float sum = t[0];
+                for (int c = full; c < cols; c++) {
+                    sum = Math.fma(w[r * cols + c], x[b * cols + c], sum);
+                }
+                y[b * rows + r] = sum;
+            }
+        }
+        return y;
+    }
 
     /**
      * Fails unless each {@code y[b][r]} is within {@code (cols + 2) * 2^-24 * sum |w x|} of the exact

@@ -17,7 +17,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Nf4Matrix and FloatMatrix against a float64 reference computed here from the dequantized weights: each
- * output within (cols + 2) * 2^-24 * sum |w x|. Runs once per vector width, in its own JVM (tag "widths").
+ * output within (cols + 2) * 2^-24 * sum |w x|; and bit for bit against the summation order that
+ * src/spec/nf4-linear.md gives for the width. Runs once per vector width, in its own JVM (tag "widths").
  */
 @Tag("widths")
 class MatrixTest {
@@ -102,6 +103,12 @@ class MatrixTest {
         checkRaw(seed, random, 300, 1031, FloatType.BF16, 2);
     }
 
+    /** The float lanes of the kernels under test (panama-BITS). */
+    private static int lanes() {
+        String name = MatVecKernelProvider.kernels().name();
+        return Integer.parseInt(name.substring(name.indexOf('-') + 1)) / 32;
+    }
+
     private static float[] gaussian(SplittableRandom random, int n, double sigma) {
         float[] values = new float[n];
         for (int i = 0; i < n; i++) {
@@ -119,7 +126,9 @@ class MatrixTest {
         Nf4Matrix matrix = Nf4Matrix.quantize(weights, rows, cols, blockSize, dq);
         float[] restored = new float[rows * cols];
         matrix.dequantize(restored);
-        check("seed " + seed + ": " + matrix, matrix, restored, rows, cols, batch, random);
+        MatrixReference.Order order = cols % 8 == 0 && blockSize % 8 == 0 ? MatrixReference.Order.CHUNKED
+                : MatrixReference.Order.SCALAR;
+        check("seed " + seed + ": " + matrix, matrix, restored, rows, cols, batch, order, random);
     }
 
     private static void checkRaw(long seed, SplittableRandom random, int rows, int cols, FloatType type, int batch) {
@@ -131,13 +140,13 @@ class MatrixTest {
                 widened[i] = type.read(elements, i);
             }
             check("seed " + seed + ": " + type + " " + rows + " x " + cols, FloatMatrix.of(elements, type, rows, cols),
-                    widened, rows, cols, batch, random);
+                    widened, rows, cols, batch, MatrixReference.Order.NATURAL, random);
         }
     }
 
-    /** Every call shape against the reference, and against each other bit for bit. */
+    /** Every call shape against the reference, the spec's order and each other bit for bit. */
     private static void check(String what, WeightMatrix matrix, float[] w, int rows, int cols, int batch,
-                              SplittableRandom random) {
+                              MatrixReference.Order order, SplittableRandom random) {
         float[] x = gaussian(random, batch * cols, 1);
         if (random.nextInt(4) == 0) {
             x[random.nextInt(x.length)] = 0f;
@@ -145,6 +154,8 @@ class MatrixTest {
         float[] y = new float[batch * rows];
         matrix.matMul(x, batch, y);
         MatrixReference.assertWithinBound(what, w, rows, cols, x, batch, y);
+        assertArrayEquals(MatrixReference.inSpecOrder(w, rows, cols, x, batch, lanes(), order), y,
+                what + ": the spec's summation order at " + MatVecKernelProvider.kernels().name());
         // The same bits from every call: row b of matMul is matVec of row b of x; executors; segments.
         for (int b = 0; b < batch; b++) {
             float[] single = new float[rows];

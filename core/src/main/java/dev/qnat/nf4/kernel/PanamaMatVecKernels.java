@@ -14,6 +14,7 @@ import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -27,9 +28,8 @@ import jdk.incubator.vector.VectorSpecies;
  * mask, a 16-entry lookup of the levels already multiplied by the block's absmax (once per chunk), and an
  * FMA into one of four partial sums (four, so that the FMA latency does not bound the loop). Rows go that
  * way when blocks and rows start on multiples of the chunk width, or at 16 lanes of half of it (block 64:
- * the chunk's two halves look up two scaled tables in one two-table permute); when only multiples of 8
- * columns, each chunk is decoded with a per-lane absmax and then multiplied; other shapes run the scalar
- * reference.
+ * the levels looked up are multiplied by each half's absmax); when only multiples of 8 columns, each chunk
+ * is decoded with a per-lane absmax and then multiplied; other shapes run the scalar reference.
  * For a batch, up to 32 rows are decoded once into a float buffer of the thread, and each is multiplied
  * with three rows of x at a time (twelve partial sums in registers), in spans of columns that stay in L1. Summation orders: src/spec/nf4-linear.md.
  */
@@ -48,14 +48,15 @@ final class PanamaMatVecKernels implements MatVecKernels {
     /** Vectors that hold the 16 levels. */
     private static final int PARTS = Math.max(1, Nf4Codebook.LEVELS / LANES);
     /**
-     * Columns that one scale serves in the fast path: a chunk, or at 16 lanes half a chunk, whose lanes
-     * from 8 on look up a second table (one 32-entry permute; at fewer lanes the 16 levels already take
-     * two or four vectors). Without it a 512-bit kernel took block 64, the default, through the per-lane
-     * decode, 2.4 times slower than the 256-bit one.
+     * Columns that one absmax serves in the fast path. At 16 lanes half a chunk: the levels are looked up
+     * as they are (one permute) and multiplied by a vector of the two halves' absmax, so block 64, the
+     * default, takes this path (through the per-lane decode it ran 2.4 times slower than the 256-bit
+     * kernel; two tables of scaled levels in one two-table permute, 9 % slower than the multiply). At fewer
+     * lanes a chunk: the 16 levels take two or four vectors, scaled once per chunk to save the multiply.
      */
     private static final int SCALE_SPAN = PARTS == 1 ? CHUNK / 2 : CHUNK;
-    /** Lanes that look up the second table (at 16 lanes): 16 in the chunk's upper half, else 0. */
-    private static final int[] SECOND_TABLE = new int[LANES];
+    /** Lanes in the second half of a chunk, which the second span's absmax scales (at 16 lanes). */
+    private static final boolean[] SECOND_HALF = new boolean[LANES];
     private static final float[] LEVELS = new float[PARTS * LANES];
     /** Where parts 0 to 3 of the levels start in LEVELS (parts past PARTS repeat the last, unused). */
     private static final int PART_0 = 0;
@@ -73,9 +74,7 @@ final class PanamaMatVecKernels implements MatVecKernels {
         for (int code = 0; code < Nf4Codebook.LEVELS; code++) {
             LEVELS[code] = Nf4Codebook.level(code);
         }
-        for (int lane = LANES / 2; lane < LANES; lane++) {
-            SECOND_TABLE[lane] = LANES;
-        }
+        Arrays.fill(SECOND_HALF, LANES / 2, LANES, true);
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
@@ -211,21 +210,23 @@ final class PanamaMatVecKernels implements MatVecKernels {
             FloatVector p1 = p0;
             FloatVector p2 = p0;
             FloatVector p3 = p0;
-            IntVector secondTable = IntVector.fromArray(INTS, SECOND_TABLE, 0);
+            VectorMask<Float> secondHalf = VectorMask.fromArray(FLOATS, SECOND_HALF, 0);
+            IntVector levels = FloatVector.fromArray(FLOATS, LEVELS, 0).reinterpretAsInts();
             BlockCursor blocks = new BlockCursor(rowStart);
             for (int q = 0; q < full; q += CHUNK) {
                 IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
                 float a = absmax[blocks.next()];
-                // At 16 lanes t1 is the levels times the chunk's second span's absmax, else levels 4 to 7 or 8 to 15.
-                float a1 = PARTS == 1 ? absmax[blocks.next()] : a;
-                IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
-                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a1).reinterpretAsInts();
+                // 16 lanes: plain levels, times the halves' absmax. Fewer: the levels' parts times the chunk's.
+                FloatVector halves = PARTS == 1 ? FloatVector.broadcast(FLOATS, a).blend(absmax[blocks.next()], secondHalf)
+                        : null;
+                IntVector t0 = PARTS == 1 ? levels : FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
+                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
                 IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
                 IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
                 for (int k = 0; k < 8; k++) {
                     IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
-                    IntVector w = scaledLevels(code, secondTable, t0, t1, t2, t3);
-                    FloatVector sum = w.reinterpretAsFloats().fma(FloatVector.fromArray(FLOATS, x, q + k * LANES), p0);
+                    FloatVector w = lookup(code, t0, t1, t2, t3).reinterpretAsFloats();
+                    FloatVector sum = (PARTS == 1 ? w.mul(halves) : w).fma(FloatVector.fromArray(FLOATS, x, q + k * LANES), p0);
                     p0 = p1;
                     p1 = p2;
                     p2 = p3;
@@ -242,29 +243,29 @@ final class PanamaMatVecKernels implements MatVecKernels {
 
         /**
          * The dequantized row in the permuted order (the tail in natural order) at {@code out[offset]}: the
-         * code looked up in the levels times the chunk's absmax when the chunk lies in one block, else in the
-         * levels and times each lane's absmax (the same float32 product).
+         * code looked up in the levels times the chunk's absmax when the chunk lies in one block (at 16 lanes
+         * times each half's), else in the levels and times each lane's absmax (the same float32 product).
          */
         void decode(long rowStart, float[] out, int offset, Scratch scratch) {
             boolean aligned = aligned();
-            IntVector secondTable = IntVector.fromArray(INTS, SECOND_TABLE, 0);
+            VectorMask<Float> secondHalf = VectorMask.fromArray(FLOATS, SECOND_HALF, 0);
             BlockCursor blocks = new BlockCursor(rowStart);
             for (int q = 0; q < full; q += CHUNK) {
                 IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
                 // Moves to the next chunk's codes, aligned or not.
                 int block = blocks.next();
-                int block1 = PARTS == 1 ? blocks.next() : block;
-                float a = aligned ? absmax[block] : 1f;
-                float a1 = aligned ? absmax[block1] : 1f;
-                FloatVector scale = aligned ? null : laneScales(rowStart + q, scratch);
+                int secondBlock = PARTS == 1 ? blocks.next() : block;
+                FloatVector scale = !aligned ? laneScales(rowStart + q, scratch)
+                        : PARTS == 1 ? FloatVector.broadcast(FLOATS, absmax[block]).blend(absmax[secondBlock], secondHalf)
+                        : null;
+                float a = scale == null ? absmax[block] : 1f;
                 IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
-                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(PARTS == 1 ? a1 : a).reinterpretAsInts();
+                IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
                 IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
                 IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
                 for (int k = 0; k < 8; k++) {
                     IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
-                    IntVector w = scaledLevels(code, secondTable, t0, t1, t2, t3);
-                    FloatVector weights = w.reinterpretAsFloats();
+                    FloatVector weights = lookup(code, t0, t1, t2, t3).reinterpretAsFloats();
                     (scale == null ? weights : weights.mul(scale)).intoArray(out, offset + q + k * LANES);
                 }
             }
@@ -311,15 +312,13 @@ final class PanamaMatVecKernels implements MatVecKernels {
     }
 
     /**
-     * The levels of 16 codes, one per lane, from the chunk's scaled tables: at 16 lanes t0 for the first
-     * half of the lanes and t1 for the second (one two-table permute, indexes 16 and up in t1), at 8 lanes
-     * t0 and t1 for codes 0 to 7 and 8 to 15, at 4 lanes t0 to t3. selectFrom wraps an index modulo its
-     * tables' lanes. The upper codes by GT 7: GE 8 is two instructions more on AVX2, and the loop ran 1.5x
-     * slower with it.
+     * Entry {@code code} of a 16-entry table held in {@link #PARTS} vectors (from t0), per lane. selectFrom
+     * wraps an index modulo its tables' lanes. The upper codes by GT 7: GE 8 is two instructions more on
+     * AVX2, and the matVec loop ran 1.5x slower with it. (The codes are masked to 4 bits before: leaving the
+     * mask to selectFrom's wrap ran 15 % slower at 16 lanes.)
      */
-    private static IntVector scaledLevels(IntVector code, IntVector secondTable, IntVector t0, IntVector t1,
-                                          IntVector t2, IntVector t3) {
-        return PARTS == 1 ? code.or(secondTable).selectFrom(t0, t1)
+    private static IntVector lookup(IntVector code, IntVector t0, IntVector t1, IntVector t2, IntVector t3) {
+        return PARTS == 1 ? code.selectFrom(t0)
                 : PARTS == 2 ? code.selectFrom(t0).blend(code.selectFrom(t1), code.compare(GT, 7))
                 : code.selectFrom(t0, t1).blend(code.selectFrom(t2, t3), code.compare(GT, 7));
     }
