@@ -289,7 +289,7 @@ public final class Nf4 {
      * {@link #quantizeBlocks(MemorySegment, FloatType, int, long, long, MemorySegment, MemorySegment)}, and
      * adds the reconstruction error of each small chunk of blocks to {@code error} right after quantizing
      * it, while it is in cache: the figures {@code qnat compare} gives, without a second pass. Where
-     * {@code blockTerms} is not null (zeroed, 12 bytes per block of the whole input), it also keeps what
+     * {@code blockTerms} is not null (12 bytes per block of the whole input), it also keeps what
      * {@link #errorAtStoredAbsmax} needs once the absmax values are stored another way.
      *
      * @param src the whole input's little-endian elements, not only the range's
@@ -301,10 +301,10 @@ public final class Nf4 {
      * @param absmax the whole output's float32 absmax, one per block as for the one-call quantize; the range's
      *        are written
      * @param error receives the range's error, added to what it holds
-     * @param blockTerms null, or zeroed memory of 12 bytes per block of the whole input, which receives each
-     *        range block's {@code sum x l}, {@code sum l^2} and {@code max |d|} as three float32
+     * @param blockTerms null, or memory of 12 bytes per block of the whole input, where each range block's
+     *        {@code sum x l}, {@code sum l^2} and {@code max |d|} are written as three float32
      * @throws NonFiniteValueException the range holds a NaN or an infinity; its output is then partly written, and
-     *         {@code error} and {@code blockTerms} partly added to
+     *         {@code error} partly added to and {@code blockTerms} partly written
      * @throws IllegalArgumentException the block size is not valid, {@code src} is not a whole number of
      *         elements, {@code codes} or {@code absmax} is too small or read-only, or {@code blockTerms} is too small
      * @throws IndexOutOfBoundsException {@code firstBlock} is negative or above {@code endBlock}, or

@@ -45,7 +45,7 @@ public interface Nf4Kernels {
     /**
      * Quantizes as {@link #quantize} does, with the same codes and absmax, and adds to {@code into} the
      * error of each block as it is written (see {@link QuantizationError} for the definitions). Where
-     * {@code blockTerms} is not null (zeroed), also stores per block, as three floats at byte
+     * {@code blockTerms} is not null, also stores per block, as three floats at byte
      * {@code 12 * block}: {@code sum x_i * l_i}, {@code sum l_i^2} (l_i the level) and {@code max |d_i|},
      * from which the error at another absmax of the block follows (double quantization stores one).
      */

@@ -680,7 +680,8 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             measured += done;
             maxError = Math.max(maxError, blockMax);
             if (terms) {
-                ScalarNf4Kernels.addTerms(blockTerms, block, crossTerm, squaredLevels, blockMax);
+                // The vector part starts the block: its terms are stored, and the tail's added to them.
+                ScalarNf4Kernels.storeTerms(blockTerms, block, true, crossTerm, squaredLevels, blockMax);
             }
             if (done < length) {
                 ScalarNf4Kernels.measureBlock(src, type, start, done, length, blockAbsmax, codes, into, blockTerms,

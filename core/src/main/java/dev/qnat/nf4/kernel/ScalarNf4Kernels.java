@@ -61,7 +61,7 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
             absmax.set(FLOAT, 4 * block, blockAbsmax);
             encode(values, length, blockAbsmax, arrays.codes);
             if (into != null) {
-                measure(values, arrays.codes, length, blockAbsmax, into, blockTerms, block);
+                measure(values, arrays.codes, length, blockAbsmax, into, blockTerms, block, true);
             }
             MemorySegment.copy(arrays.codes, 0, codes, JAVA_BYTE, start / 2, (length + 1) / 2);
         }
@@ -231,24 +231,25 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
 
     /**
      * Adds the error of elements {@code [start + from, start + length)} of a block to {@code into}, and
-     * where {@code blockTerms} is not null adds that part's terms to block {@code block}'s.
+     * where {@code blockTerms} is not null stores that part's terms as block {@code block}'s, or adds them
+     * to those stored where {@code from} is not 0.
      */
     static void measureBlock(MemorySegment src, FloatType type, long start, int from, int length, float absmax,
                              MemorySegment codes, QuantizationError into, MemorySegment blockTerms, long block) {
         BlockArrays arrays = BLOCK_ARRAYS.get();
         float[] values = arrays.read(src, type, start + from, length - from);
         MemorySegment.copy(codes, JAVA_BYTE, (start + from) / 2, arrays.codes, 0, (length - from + 1) / 2);
-        measure(values, arrays.codes, length - from, absmax, into, blockTerms, block);
+        measure(values, arrays.codes, length - from, absmax, into, blockTerms, block, from == 0);
     }
 
     /**
      * Adds the error of {@code values[0, length)}, coded as {@code codes} (two to a byte from
      * {@code codes[0]}) in a block of absmax {@code absmax}, to {@code into}: {@code d = x - level * absmax}
      * with the product rounded to float, as dequantize stores it, and every sum in double. Where
-     * {@code blockTerms} is not null, adds this part's terms to block {@code block}'s.
+     * {@code blockTerms} is not null, stores this part's terms as block {@code block}'s ({@link #storeTerms}).
      */
     private static void measure(float[] values, byte[] codes, int length, float absmax, QuantizationError into,
-                                MemorySegment blockTerms, long block) {
+                                MemorySegment blockTerms, long block, boolean firstPart) {
         double squaredError = 0;
         double squaredSignal = 0;
         double maxError = 0;
@@ -269,16 +270,26 @@ public final class ScalarNf4Kernels implements Nf4Kernels {
         }
         into.add(length, squaredError, squaredSignal, maxError);
         if (blockTerms != null) {
-            addTerms(blockTerms, block, crossTerm, squaredLevels, maxError);
+            storeTerms(blockTerms, block, firstPart, crossTerm, squaredLevels, maxError);
         }
     }
 
-    /** Adds to a block's stored terms (zero when its first part starts). */
-    static void addTerms(MemorySegment blockTerms, long block, double crossTerm, double squaredLevels, double maxError) {
+    /**
+     * Stores the terms of a block's first part as the block's, and adds those of a later part to them. (The
+     * first part's writes read nothing: reading the stored terms before each write, to add to zeros, cost
+     * the 512-bit kernels 0.5 ns per element once the terms no longer fitted in L2; BENCHMARKS.md.)
+     */
+    static void storeTerms(MemorySegment blockTerms, long block, boolean firstPart, double crossTerm,
+                           double squaredLevels, double maxError) {
         long at = 12 * block;
-        blockTerms.set(FLOAT, at, (float) (blockTerms.get(FLOAT, at) + crossTerm));
-        blockTerms.set(FLOAT, at + 4, (float) (blockTerms.get(FLOAT, at + 4) + squaredLevels));
-        blockTerms.set(FLOAT, at + 8, (float) Math.max(blockTerms.get(FLOAT, at + 8), maxError));
+        if (!firstPart) {
+            crossTerm += blockTerms.get(FLOAT, at);
+            squaredLevels += blockTerms.get(FLOAT, at + 4);
+            maxError = Math.max(maxError, blockTerms.get(FLOAT, at + 8));
+        }
+        blockTerms.set(FLOAT, at, (float) crossTerm);
+        blockTerms.set(FLOAT, at + 4, (float) squaredLevels);
+        blockTerms.set(FLOAT, at + 8, (float) maxError);
     }
 
     /** Adds the error of F32 elements {@code [from, to)} of {@code restored} against {@code original}. */
