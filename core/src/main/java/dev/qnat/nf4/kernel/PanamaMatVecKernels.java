@@ -25,11 +25,12 @@ import jdk.incubator.vector.VectorSpecies;
  * lanes, lane j holding the codes of the chunk's columns 8j..8j+7, column 8j+k at bits 4k..4k+3 (QNAT's
  * low-nibble-first order). Shifting by 4k and masking gives the codes of columns 8j+k in lane j, so x is
  * permuted once per call into that order ({@link #prepareNf4}) and everything after is lane-wise: shift,
- * mask, a 16-entry lookup of the levels already multiplied by the block's absmax (once per chunk), and an
- * FMA into one of four partial sums (four, so that the FMA latency does not bound the loop). Rows go that
- * way when blocks and rows start on multiples of the chunk width, or at 16 lanes of half of it (block 64:
- * the levels looked up are multiplied by each half's absmax); when only multiples of 8 columns, each chunk
- * is decoded with a per-lane absmax and then multiplied; other shapes run the scalar reference.
+ * mask, a 16-entry lookup of the levels already multiplied by the block's absmax (once per chunk; at 16
+ * lanes, the plain levels times a vector of each half chunk's absmax), and an FMA into one of four partial
+ * sums (four, so that the FMA latency does not bound the loop). Rows go that way when rows start on
+ * multiples of the chunk width and blocks on multiples of {@link #SCALE_SPAN}; when only multiples of 8
+ * columns, each chunk is decoded with a per-lane absmax and then multiplied; other shapes run the scalar
+ * reference.
  * For a batch, up to 32 rows are decoded once into a float buffer of the thread, and each is multiplied
  * with three rows of x at a time (twelve partial sums in registers), in spans of columns that stay in L1. Summation orders: src/spec/nf4-linear.md.
  */
@@ -197,8 +198,8 @@ final class PanamaMatVecKernels implements MatVecKernels {
         /**
          * The dot product of the row starting at element {@code rowStart} with permuted x (batch 1). Vector
          * v = q / LANES + k of the row goes to partial sum v mod 4: the four sums rotate after each step
-         * (eight steps a chunk, so each chunk starts on p0). One flat loop, no helper that passes vectors,
-         * so that C2 never boxes them.
+         * (eight steps a chunk, so each chunk starts on p0). One flat loop whose one helper, the small
+         * {@code lookup}, C2 inlines: a helper it calls out of line boxes the vectors it passes.
          */
         float dot(long rowStart, float[] x, Scratch scratch) {
             if (!aligned()) {
@@ -216,9 +217,10 @@ final class PanamaMatVecKernels implements MatVecKernels {
             for (int q = 0; q < full; q += CHUNK) {
                 IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
                 float a = absmax[blocks.next()];
-                // 16 lanes: plain levels, times the halves' absmax. Fewer: the levels' parts times the chunk's.
-                FloatVector halves = PARTS == 1 ? FloatVector.broadcast(FLOATS, a).blend(absmax[blocks.next()], secondHalf)
-                        : null;
+                // 16 lanes: the plain levels times the halves' absmax (a span each). Fewer: the levels' parts
+                // times the chunk's absmax.
+                float secondA = PARTS == 1 ? absmax[blocks.next()] : a;
+                FloatVector halves = FloatVector.broadcast(FLOATS, a).blend(secondA, secondHalf);
                 IntVector t0 = PARTS == 1 ? levels : FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
                 IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
                 IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
