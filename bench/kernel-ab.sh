@@ -3,7 +3,7 @@
 # per-round ratio B/A, for changes that separate JMH forks on this shared machine cannot tell apart.
 # REV is a git revision, or "." for the working tree. Each revision's qnat-core is built in a git
 # worktree under bench/target/kernel-ab (nothing is installed).
-# Usage: bench/kernel-ab.sh REV_A REV_B quantize|measured|mse|dequantize|matvec [F32|BF16] [ELEMENTS] [ROUNDS]
+# Usage: bench/kernel-ab.sh REV_A REV_B quantize|measured|measured-dq|mse|dequantize|matvec [F32|BF16] [ELEMENTS] [ROUNDS]
 # Example: bench/kernel-ab.sh HEAD~1 . matvec
 set -euo pipefail
 cd "$(dirname "$0")/.."

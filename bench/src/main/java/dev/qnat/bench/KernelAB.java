@@ -23,7 +23,8 @@ import java.util.concurrent.Executor;
  * cannot load two versions of one class.
  *
  * <p>Usage: {@code KernelAB CLASSPATH_A CLASSPATH_B OP [TYPE] [ELEMENTS] [ROUNDS]}, OP one of
- * {@code quantize} (absmax scales), {@code measured} (quantize with the accuracy figures), {@code mse},
+ * {@code quantize} (absmax scales), {@code measured} (quantize with the accuracy figures), {@code measured-dq}
+ * (the same keeping the per-block terms, as {@code qnat quantize} does by default), {@code mse},
  * {@code dequantize} (to TYPE), {@code matvec} (11008 x 4096 NF4, block 64, double quantization, one
  * thread; TYPE and ELEMENTS unused); TYPE F32 (default) or BF16; ELEMENTS default 256 Ki (in L2); ROUNDS
  * default 60. Weights N(0, 0.02) from a fixed seed; block 64.
@@ -36,7 +37,7 @@ public final class KernelAB {
     private static final int MATVEC_COLS = 4096;
 
     private static final List<String> OPERATIONS =
-            List.of("quantize", "measured", "mse", "dequantize", "matvec");
+            List.of("quantize", "measured", "measured-dq", "mse", "dequantize", "matvec");
 
     private KernelAB() {}
 
@@ -130,14 +131,15 @@ public final class KernelAB {
                 absmax, rule);
         return switch (op) {
             case "quantize", "mse" -> new Side(quantizeCall, elements);
-            case "measured" -> {
+            case "measured", "measured-dq" -> {
                 Class<?> error = loader.loadClass("dev.qnat.nf4.QuantizationError");
                 MethodHandle blocks = lookup.findStatic(nf4, "quantizeBlocks", MethodType.methodType(void.class,
                         MemorySegment.class, floatType, int.class, long.class, long.class, MemorySegment.class,
                         MemorySegment.class, error, MemorySegment.class));
                 long blockCount = (elements + BLOCK_SIZE - 1) / BLOCK_SIZE;
+                MemorySegment terms = op.equals("measured-dq") ? arena.allocate(12 * blockCount, 64) : null;
                 yield new Side(MethodHandles.insertArguments(blocks, 0, values, type, BLOCK_SIZE, 0L, blockCount,
-                        codes, absmax, error.getConstructor().newInstance(), null), elements);
+                        codes, absmax, error.getConstructor().newInstance(), terms), elements);
             }
             case "dequantize" -> {
                 quantizeCall.invoke();

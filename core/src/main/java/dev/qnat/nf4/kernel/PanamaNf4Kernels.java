@@ -79,7 +79,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
 
     private static final float HALF_SUBNORMAL_UNIT = 0x1p-24f;
 
-    /** Lane j takes lane j + n (wrapping; the lanes that wrap are not used): the MSE search's folds. */
+    /** Lane j takes lane j + n (wrapping; the lanes that wrap are not used): sumOfLanes' folds. */
     private static final VectorShuffle<Float> UP_8 = VectorShuffle.iota(FLOATS, 8, 1, true);
     private static final VectorShuffle<Float> UP_4 = VectorShuffle.iota(FLOATS, 4, 1, true);
     private static final VectorShuffle<Float> UP_2 = VectorShuffle.iota(FLOATS, 2, 1, true);
@@ -423,21 +423,29 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     /**
      * One candidate's sum from its 16 partial sums, held as lanes of 16 / LANES vectors in index order
      * (vectors past those unused), in MseScaleRule's order: {@code h_j = p_j + p_(j+8)}, then
-     * {@code q_j = h_j + h_(j+4)}, then {@code (q0 + q2) + (q1 + q3)} ({@link MseScaleRule#tree}). Within a
-     * vector each step adds the lanes a fixed distance up (a constant lane permute), so only lane 0 is read
-     * out: reading out the lanes one by one, 16 at 512 bits, made the MSE search 3 to 20 % slower at 512
-     * bits than at 256 on an AVX-512 EPYC.
+     * {@code q_j = h_j + h_(j+4)}, then {@code (q0 + q2) + (q1 + q3)} ({@link MseScaleRule#tree}): the
+     * vectors added lane by lane down to one, then {@link #sumOfLanes}.
      */
     private static float tree(FloatVector p0, FloatVector p1, FloatVector p2, FloatVector p3) {
-        FloatVector q;
-        if (LANES == 4) {
-            q = p0.add(p2).add(p1.add(p3));
-        } else {
-            FloatVector h = LANES == 8 ? p0.add(p1) : p0.add(p0.rearrange(UP_8));
-            q = h.add(h.rearrange(UP_4));
+        return sumOfLanes(LANES == 16 ? p0 : LANES == 8 ? p0.add(p1) : p0.add(p2).add(p1.add(p3)));
+    }
+
+    /**
+     * The sum of the lanes as a fixed tree: lane j plus lane j + LANES / 2, then + LANES / 4, and so on
+     * (constant lane permutes), then lane 0. reduceLanes(ADD) leaves its order open; and reading the lanes
+     * out one by one, 16 at 512 bits, made the MSE search 3 to 20 % slower at 512 bits than at 256 on an
+     * AVX-512 EPYC. (The measuring pass keeps reduceLanes, whose order it need not fix: this in its place,
+     * five times, passed C2's inlining budget there and ran 3x slower.)
+     */
+    private static float sumOfLanes(FloatVector v) {
+        if (LANES == 16) {
+            v = v.add(v.rearrange(UP_8));
         }
-        FloatVector r = q.add(q.rearrange(UP_2));
-        return r.add(r.rearrange(UP_1)).lane(0);
+        if (LANES >= 8) {
+            v = v.add(v.rearrange(UP_4));
+        }
+        v = v.add(v.rearrange(UP_2));
+        return v.add(v.rearrange(UP_1)).lane(0);
     }
 
     private static float absmax(MemorySegment src, FloatType type, long start, int length) {
