@@ -116,8 +116,7 @@ public class Nf4Benchmark {
 
     /**
      * The block work with the accuracy figures measured as it goes, as {@code qnat quantize} runs it by
-     * default (per-block terms kept, as for double quantization; they add up over calls, which changes no
-     * timing).
+     * default (per-block terms kept, as for double quantization; each call writes them again).
      */
     @Benchmark
     @OperationsPerInvocation(ELEMENTS_PER_INVOCATION)
