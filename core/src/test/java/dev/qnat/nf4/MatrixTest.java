@@ -99,6 +99,8 @@ class MatrixTest {
         long seed = TestData.seed();
         SplittableRandom random = new SplittableRandom(seed);
         checkNf4(seed, random, 300, 1032, 64, true, 3);
+        checkNf4(seed, random, 300, 1024, 64, true, 2); // row ranges on the fast path: chunks (or halves) in one block
+        checkNf4(seed, random, 260, 1024, 128, false, 1);
         checkNf4(seed, random, 1100, 130, 30, false, 1);
         checkRaw(seed, random, 300, 1031, FloatType.BF16, 2);
     }
