@@ -3,6 +3,7 @@ package dev.qnat.nf4.kernel;
 import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.B2I;
 import static jdk.incubator.vector.VectorOperators.GT;
+import static jdk.incubator.vector.VectorOperators.I2B;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.I2S;
 import static jdk.incubator.vector.VectorOperators.L2B;
@@ -159,6 +160,10 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     @Override
     public void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                          long endBlock, MemorySegment codes, MemorySegment absmax) {
+        if (type == FloatType.BF16 && LANES >= 8) {
+            quantizeBf16(src, count, blockSize, firstBlock, endBlock, codes, absmax);
+            return;
+        }
         IntVector quarters = IntVector.fromArray(INTS, QUARTER_THRESHOLDS, 0);
         IntVector eighths = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, 0);
         IntVector eighthsHigh = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, Math.min(LANES, 8) % 8);
@@ -200,6 +205,58 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             }
             if (into != null) {
                 measure(src, type, count, blockSize, first, end, codes, scales, into, null);
+            }
+        }
+    }
+
+    /** Code bytes that one BF16 step writes: LANES, for 2 * LANES elements. */
+    private static final VectorSpecies<Byte> BF16_CODE_BYTES = VectorSpecies.of(byte.class,
+            VectorShape.forBitSize(Math.max(64, 8 * LANES)));
+
+    /**
+     * {@link #quantize} for BF16, 2 * LANES elements a step from one load of int lanes: lane i holds element
+     * 2i in its low half and 2i + 1 in its high half, so {@code lane << 16} and {@code lane & 0xFFFF0000}
+     * are their float bits, and code byte i is {@code code(2i) | code(2i + 1) << 4}, one narrowing store.
+     * The same values, thresholds and maxima as the element-order path, so the same bytes. (The element-order
+     * path widens each half of the shorts with a sign extension and a shift, twice per element, and packs by
+     * longs.)
+     */
+    private static void quantizeBf16(MemorySegment src, long count, int blockSize, long firstBlock, long endBlock,
+                                     MemorySegment codes, MemorySegment absmax) {
+        IntVector quarters = IntVector.fromArray(INTS, QUARTER_THRESHOLDS, 0);
+        IntVector eighths = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, 0);
+        IntVector eighthsHigh = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, Math.min(LANES, 8) % 8);
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            IntVector max = IntVector.zero(INTS);
+            int i = 0;
+            for (int end = length - 2 * LANES; i <= end; i += 2 * LANES) {
+                IntVector pairs = IntVector.fromMemorySegment(INTS, src, 2 * (start + i), LE);
+                max = max.max(pairs.and(0x7FFF0000)).max(pairs.lanewise(LSHL, 16).and(0x7FFFFFFF));
+            }
+            float blockAbsmax = Float.intBitsToFloat(max.reduceLanes(MAX));
+            for (; i < length; i++) {
+                blockAbsmax = Math.max(blockAbsmax, Math.abs(FloatType.BF16.read(src, start + i)));
+            }
+            absmax.set(ScalarNf4Kernels.FLOAT, 4 * block, blockAbsmax);
+            float reciprocal = 1f / blockAbsmax;
+            int done = 0;
+            if (reciprocal != Float.POSITIVE_INFINITY) {
+                FloatVector scale = FloatVector.broadcast(FLOATS, reciprocal);
+                for (int end = length - 2 * LANES; done <= end; done += 2 * LANES) {
+                    long index = start + done;
+                    IntVector pairs = IntVector.fromMemorySegment(INTS, src, 2 * index, LE);
+                    IntVector even = search(pairs.lanewise(LSHL, 16).reinterpretAsFloats().mul(scale), quarters, eighths,
+                            eighthsHigh);
+                    IntVector odd = search(pairs.and(0xFFFF0000).reinterpretAsFloats().mul(scale), quarters, eighths,
+                            eighthsHigh);
+                    odd.lanewise(LSHL, 4).or(even).convertShape(I2B, BF16_CODE_BYTES, 0)
+                            .intoMemorySegment(codes, codeByte(index), LE);
+                }
+            }
+            if (done < length) {
+                ScalarNf4Kernels.encode(src, FloatType.BF16, start, done, length, blockAbsmax, codes);
             }
         }
     }
