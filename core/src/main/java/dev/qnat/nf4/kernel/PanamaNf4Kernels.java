@@ -160,8 +160,8 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     @Override
     public void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                          long endBlock, MemorySegment codes, MemorySegment absmax) {
-        if (type == FloatType.BF16 && LANES >= 8) {
-            quantizeBf16(src, count, blockSize, firstBlock, endBlock, codes, absmax);
+        if (type != FloatType.F32 && LANES >= 8) {
+            quantizeHalves(src, type, count, blockSize, firstBlock, endBlock, codes, absmax);
             return;
         }
         IntVector quarters = IntVector.fromArray(INTS, QUARTER_THRESHOLDS, 0);
@@ -209,20 +209,22 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         }
     }
 
-    /** Code bytes that one BF16 step writes: LANES, for 2 * LANES elements. */
-    private static final VectorSpecies<Byte> BF16_CODE_BYTES = VectorSpecies.of(byte.class,
+    /** Code bytes that one BF16 or F16 step writes: LANES, for 2 * LANES elements. */
+    private static final VectorSpecies<Byte> PAIR_CODE_BYTES = VectorSpecies.of(byte.class,
             VectorShape.forBitSize(Math.max(64, 8 * LANES)));
 
     /**
-     * {@link #quantize} for BF16, 2 * LANES elements a step from one load of int lanes: lane i holds element
-     * 2i in its low half and 2i + 1 in its high half, so {@code lane << 16} and {@code lane & 0xFFFF0000}
-     * are their float bits, and code byte i is {@code code(2i) | code(2i + 1) << 4}, one narrowing store.
-     * The same values, thresholds and maxima as the element-order path, so the same bytes. (The element-order
-     * path widens each half of the shorts with a sign extension and a shift, twice per element, and packs by
-     * longs.)
+     * {@link #quantize} for BF16 and F16, 2 * LANES elements a step from one load of int lanes: lane i holds
+     * element 2i in its low half and 2i + 1 in its high half, so for BF16 {@code lane << 16} and
+     * {@code lane & 0xFFFF0000} are their float bits, and code byte i is {@code code(2i) | code(2i + 1) << 4},
+     * one narrowing store. F16's absmax is the largest binary16 magnitude, converted once (the conversion
+     * is exact and keeps the order). The same values, thresholds and maxima as the element-order path, so
+     * the same bytes. (The element-order path widens each half of the shorts with a sign extension and a
+     * shift, twice per element, and packs by longs.)
      */
-    private static void quantizeBf16(MemorySegment src, long count, int blockSize, long firstBlock, long endBlock,
-                                     MemorySegment codes, MemorySegment absmax) {
+    private static void quantizeHalves(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
+                                       long endBlock, MemorySegment codes, MemorySegment absmax) {
+        boolean bf16 = type == FloatType.BF16;
         IntVector quarters = IntVector.fromArray(INTS, QUARTER_THRESHOLDS, 0);
         IntVector eighths = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, 0);
         IntVector eighthsHigh = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, Math.min(LANES, 8) % 8);
@@ -233,11 +235,13 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             int i = 0;
             for (int end = length - 2 * LANES; i <= end; i += 2 * LANES) {
                 IntVector pairs = IntVector.fromMemorySegment(INTS, src, 2 * (start + i), LE);
-                max = max.max(pairs.and(0x7FFF0000)).max(pairs.lanewise(LSHL, 16).and(0x7FFFFFFF));
+                max = bf16 ? max.max(pairs.and(0x7FFF0000)).max(pairs.lanewise(LSHL, 16).and(0x7FFFFFFF))
+                        : max.max(pairs.and(0x7FFF)).max(pairs.lanewise(LSHR, 16).and(0x7FFF));
             }
-            float blockAbsmax = Float.intBitsToFloat(max.reduceLanes(MAX));
+            int largest = max.reduceLanes(MAX);
+            float blockAbsmax = bf16 ? Float.intBitsToFloat(largest) : Float.float16ToFloat((short) largest);
             for (; i < length; i++) {
-                blockAbsmax = Math.max(blockAbsmax, Math.abs(FloatType.BF16.read(src, start + i)));
+                blockAbsmax = Math.max(blockAbsmax, Math.abs(type.read(src, start + i)));
             }
             absmax.set(ScalarNf4Kernels.FLOAT, 4 * block, blockAbsmax);
             float reciprocal = 1f / blockAbsmax;
@@ -247,16 +251,17 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                 for (int end = length - 2 * LANES; done <= end; done += 2 * LANES) {
                     long index = start + done;
                     IntVector pairs = IntVector.fromMemorySegment(INTS, src, 2 * index, LE);
-                    IntVector even = search(pairs.lanewise(LSHL, 16).reinterpretAsFloats().mul(scale), quarters, eighths,
-                            eighthsHigh);
-                    IntVector odd = search(pairs.and(0xFFFF0000).reinterpretAsFloats().mul(scale), quarters, eighths,
-                            eighthsHigh);
-                    odd.lanewise(LSHL, 4).or(even).convertShape(I2B, BF16_CODE_BYTES, 0)
+                    // f16ToFloatBits reads the low 16 bits of a lane alone.
+                    IntVector evenBits = bf16 ? pairs.lanewise(LSHL, 16) : f16ToFloatBits(pairs);
+                    IntVector oddBits = bf16 ? pairs.and(0xFFFF0000) : f16ToFloatBits(pairs.lanewise(LSHR, 16));
+                    IntVector even = search(evenBits.reinterpretAsFloats().mul(scale), quarters, eighths, eighthsHigh);
+                    IntVector odd = search(oddBits.reinterpretAsFloats().mul(scale), quarters, eighths, eighthsHigh);
+                    odd.lanewise(LSHL, 4).or(even).convertShape(I2B, PAIR_CODE_BYTES, 0)
                             .intoMemorySegment(codes, codeByte(index), LE);
                 }
             }
             if (done < length) {
-                ScalarNf4Kernels.encode(src, FloatType.BF16, start, done, length, blockAbsmax, codes);
+                ScalarNf4Kernels.encode(src, type, start, done, length, blockAbsmax, codes);
             }
         }
     }
