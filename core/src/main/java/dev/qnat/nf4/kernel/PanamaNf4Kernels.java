@@ -251,7 +251,6 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                 for (int end = length - 2 * LANES; done <= end; done += 2 * LANES) {
                     long index = start + done;
                     IntVector pairs = IntVector.fromMemorySegment(INTS, src, 2 * index, LE);
-                    // f16ToFloatBits reads the low 16 bits of a lane alone.
                     IntVector evenBits = bf16 ? pairs.lanewise(LSHL, 16) : f16ToFloatBits(pairs);
                     IntVector oddBits = bf16 ? pairs.and(0xFFFF0000) : f16ToFloatBits(pairs.lanewise(LSHR, 16));
                     IntVector even = search(evenBits.reinterpretAsFloats().mul(scale), quarters, eighths, eighthsHigh);
@@ -868,7 +867,10 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         return (IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, src, 2 * index, LE).convertShape(S2I, INTS, 0);
     }
 
-    /** Float.float16ToFloat on lanes holding sign-extended binary16 patterns, as float bits; exact. */
+    /**
+     * Float.float16ToFloat on lanes whose low 16 bits hold binary16 patterns (the high bits are not read), as
+     * float bits; exact.
+     */
     private static IntVector f16ToFloatBits(IntVector half) {
         IntVector sign = half.and(0x8000).lanewise(LSHL, 16);
         IntVector magnitude = half.and(0x7FFF);
