@@ -17,6 +17,8 @@ module dev.qnat.core {
     requires static jdk.incubator.vector;
     // HotSpot's flags tell whether C2 runs, without which the vector kernels would be slower than scalar.
     requires jdk.management;
+    // com.sun.nio.file.ExtendedOpenOption.DIRECT, looked up by name: QNAT files are written with direct I/O.
+    requires jdk.unsupported;
     requires com.fasterxml.jackson.core;
 
     exports dev.qnat;

@@ -95,6 +95,16 @@ final class QnatLayout {
                 .mapToInt(Integer::intValue).toArray();
     }
 
+    /** Where tensor {@code t}'s part of the file starts: its data section. */
+    long tensorStart(int t) {
+        return sectionOffsets[t][DATA];
+    }
+
+    /** Where tensor {@code t}'s part of the file, its sections and the gaps after them, ends. */
+    long tensorEnd(int t) {
+        return t + 1 < sectionOffsets.length ? tensorStart(t + 1) : fileLength;
+    }
+
     /** Section lengths of a tensor as the format prescribes; -1 for an unused section. */
     static long[] sectionLengths(long count, DType dtype, Encoding encoding, int blockSize, boolean doubleQuant) {
         if (encoding == Encoding.RAW) {

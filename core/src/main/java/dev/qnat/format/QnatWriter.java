@@ -10,6 +10,7 @@ import dev.qnat.io.AtomicMappedFile;
 import dev.qnat.io.Crc32c;
 import dev.qnat.io.FileSnapshot;
 import dev.qnat.io.Prefault;
+import dev.qnat.io.StreamedFile;
 import dev.qnat.nf4.DoubleQuantization;
 import dev.qnat.nf4.FloatType;
 import dev.qnat.nf4.Nf4;
@@ -17,6 +18,7 @@ import dev.qnat.nf4.NonFiniteValueException;
 import dev.qnat.nf4.QuantizationError;
 import dev.qnat.nf4.ScaleRule;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -29,14 +31,17 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.zip.CRC32C;
 
 /**
  * Writes QNAT v2 files (src/spec/qnat-v2.md). The whole layout is computed first; then a temp file
- * beside the target is sized once, mapped, and every tensor is quantized (or copied) straight into its
- * section, in parallel over tensors and block ranges. Then the scales are double-quantized where asked,
- * the section CRCs computed, the header written last, the mapping forced to disk, and the temp file
- * renamed onto the target in one atomic step. On any failure the temp file is removed and the target
- * is left as it was. Nothing is buffered on the heap per tensor, so files larger than the heap write fine.
+ * beside the target is sized once, and every tensor is quantized (or copied) into memory staged for its
+ * part of the file, in parallel over tensors and block ranges, and written from there with direct I/O
+ * ({@link StreamedFile}) as soon as the parts before it are: the task that finishes a tensor
+ * double-quantizes its scales where asked, computes its section CRCs and hands it over. The header goes
+ * last, then the file is forced to disk and renamed onto the target in one atomic step. On any failure
+ * the temp file is removed and the target is left as it was. Staged memory is reused and bounded by a
+ * few tensors at a time, so files larger than the heap, or than free memory, write fine.
  */
 public final class QnatWriter {
     /** Told, from worker threads, how many input bytes were just processed. */
@@ -60,6 +65,8 @@ public final class QnatWriter {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     // Quantization tasks cover about this many elements, so that big tensors spread over all threads.
     private static final long ELEMENTS_PER_TASK = 1 << 20;
+    // RAW tensors are staged and written in pieces of this many bytes.
+    private static final long RAW_PIECE = 4 << 20;
 
     private QnatWriter() {}
 
@@ -172,51 +179,136 @@ public final class QnatWriter {
         }
         QnatLayout layout = new QnatLayout(Objects.requireNonNull(metadata, "metadata"), List.copyOf(tensors));
         Map<String, QuantizationError> errors = new ConcurrentHashMap<>();
-        AtomicMappedFile.write(target, layout.fileLength, file -> {
-            float[] dqOffsets = writeSections(file, layout, tensors, threads, progress, measure ? errors : null);
-            writeHeader(file, layout, tensors, dqOffsets);
+        AtomicMappedFile.writeStreamed(target, layout.fileLength, layout.headerLength, 2 * threads + 2, file -> {
+            int[][] crcs = new int[tensors.size()][QnatLayout.SECTIONS];
+            float[] dqOffsets = writeSections(file, layout, tensors, threads, progress, measure ? errors : null, crcs);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment head = arena.allocate(layout.headerLength);
+                writeHeader(head, layout, tensors, dqOffsets, crcs);
+                file.writeHead(head);
+            }
         }, inputs);
         return Map.copyOf(errors);
     }
 
     /**
-     * Fills every data section; returns the double-quantization offset of each tensor (0 if none). With
-     * {@code errors}, puts there the error of each tensor quantized here.
+     * Stages and submits every tensor's part of the file; returns the double-quantization offset of each
+     * tensor (0 if none) and puts its section CRCs in {@code crcs}. With {@code errors}, puts there the
+     * error of each tensor quantized here.
      */
-    private static float[] writeSections(MemorySegment file, QnatLayout layout, List<TensorToWrite> tensors, int threads,
-                                         Progress progress, Map<String, QuantizationError> errors) throws IOException {
+    private static float[] writeSections(StreamedFile file, QnatLayout layout, List<TensorToWrite> tensors,
+                                         int threads, Progress progress, Map<String, QuantizationError> errors,
+                                         int[][] crcs) throws IOException {
         float[] dqOffsets = new float[tensors.size()];
         List<Quantization> quantizations = new ArrayList<>();
         try (Workers workers = new Workers("qnat-writer", threads)) {
             List<Runnable> tasks = new ArrayList<>();
             for (int t = 0; t < tensors.size(); t++) {
                 TensorToWrite tensor = tensors.get(t);
-                MemorySegment data = section(file, layout, t, DATA);
                 int index = t;
                 if (tensor.encoding() == Encoding.RAW) {
                     tasks.add(() -> {
-                        MemorySegment.copy(tensor.data(), 0, data, 0, data.byteSize());
-                        progress.advance(data.byteSize());
+                        crcs[index][DATA] = copyRaw(file, layout, index, tensor.data());
+                        progress.advance(tensor.data().byteSize());
                     });
                 } else if (tensor.encoded() != null) {
                     tasks.add(() -> {
-                        storeEncoded(file, layout, index, tensor.encoded());
+                        TensorBytes bytes = TensorBytes.stage(file, layout, index);
+                        storeEncoded(bytes, tensor.encoded());
                         dqOffsets[index] = tensor.encoded().dqOffset();
+                        bytes.submit(crcs[index]);
                         progress.advance(progressBytes(tensor));
                     });
                 } else {
-                    Quantization quantization = new Quantization(file, layout, index, tensor, errors, dqOffsets);
+                    Quantization quantization = new Quantization(file, layout, index, tensor, errors, dqOffsets,
+                            crcs[index]);
                     quantizations.add(quantization);
                     quantization.addTasks(tasks, progress);
                 }
             }
-            try (Prefault.Ahead ahead = Prefault.ahead(pagesInTaskOrder(file, layout, tensors))) {
-                workers.runAll(tasks);
+            try (Prefault.Ahead ahead = Prefault.ahead(inputPages(tensors))) {
+                workers.runAll(abandoningOnFailure(file, tasks));
+            } catch (UncheckedIOException e) {
+                throw e.getCause();
             }
         } finally {
             quantizations.forEach(Quantization::freeScratchAfterFailure);
         }
         return dqOffsets;
+    }
+
+    /**
+     * The tasks, each abandoning {@code file} when it fails, so that no other task waits on for a range
+     * that will never be submitted.
+     */
+    private static List<Runnable> abandoningOnFailure(StreamedFile file, List<Runnable> tasks) {
+        return tasks.stream().<Runnable>map(task -> () -> {
+            try {
+                task.run();
+            } catch (RuntimeException | Error e) {
+                file.abandon(e);
+                throw e;
+            }
+        }).toList();
+    }
+
+    /** The bytes of a RAW tensor's part of the file, copied in pieces; returns their CRC. */
+    private static int copyRaw(StreamedFile file, QnatLayout layout, int t, MemorySegment data) {
+        CRC32C crc = new CRC32C();
+        long start = layout.tensorStart(t);
+        long end = layout.tensorEnd(t);
+        for (long from = start; from < end; from += RAW_PIECE) {
+            StreamedFile.Range range = file.stage(from, Math.min(end, from + RAW_PIECE));
+            MemorySegment piece = range.bytes();
+            long copied = Math.max(0, Math.min(piece.byteSize(), data.byteSize() - (from - start)));
+            MemorySegment.copy(data, from - start, piece, 0, copied);
+            piece.asSlice(copied).fill((byte) 0); // the alignment gap after the data
+            Crc32c.update(crc, piece.asSlice(0, copied));
+            file.submit(range);
+        }
+        return (int) crc.getValue();
+    }
+
+    /**
+     * A tensor's part of the file, {@code [tensorStart, tensorEnd)}, staged whole: its sections, then the
+     * alignment gap after each, zeroed here (the staged memory is reused).
+     */
+    private record TensorBytes(StreamedFile file, StreamedFile.Range range, QnatLayout layout, int tensor,
+                               MemorySegment bytes) {
+        static TensorBytes stage(StreamedFile file, QnatLayout layout, int t) {
+            long start = layout.tensorStart(t);
+            long end = layout.tensorEnd(t);
+            StreamedFile.Range range = start < end ? file.stage(start, end) : null;
+            MemorySegment bytes = range != null ? range.bytes() : MemorySegment.NULL;
+            long zeroFrom = 0;
+            for (int s = 0; s < QnatLayout.SECTIONS; s++) {
+                if (layout.sectionLengths[t][s] >= 0) {
+                    long at = layout.sectionOffsets[t][s] - start;
+                    bytes.asSlice(zeroFrom, at - zeroFrom).fill((byte) 0);
+                    zeroFrom = at + layout.sectionLengths[t][s];
+                }
+            }
+            bytes.asSlice(zeroFrom).fill((byte) 0);
+            return new TensorBytes(file, range, layout, t, bytes);
+        }
+
+        /** Section {@code s} of the tensor, empty where it has none. */
+        MemorySegment section(int s) {
+            long length = Math.max(0, layout.sectionLengths[tensor][s]);
+            return bytes.asSlice(length == 0 ? 0 : layout.sectionOffsets[tensor][s] - layout.tensorStart(tensor), length);
+        }
+
+        /** Puts each section's CRC in {@code crcs} and submits the bytes to be written. */
+        void submit(int[] crcs) {
+            for (int s = 0; s < QnatLayout.SECTIONS; s++) {
+                if (layout.sectionLengths[tensor][s] >= 0) {
+                    crcs[s] = Crc32c.of(section(s));
+                }
+            }
+            if (range != null) {
+                file.submit(range);
+            }
+        }
     }
 
     /**
@@ -229,21 +321,24 @@ public final class QnatWriter {
     private static final class Quantization {
         private final TensorToWrite tensor;
         private final int index;
-        private final MemorySegment file;
+        private final StreamedFile file;
         private final QnatLayout layout;
+        private final int[] crcs;
         private final long blocks;
         private final Map<String, QuantizationError> errors;
         private final float[] dqOffsets;
         private final AtomicInteger unfinishedTasks = new AtomicInteger();
         // Measured: each task's error, summed by the last.
         private final List<QuantizationError> taskErrors;
+        private TensorBytes bytes;
         private Arena scratch;
         private MemorySegment absmax;
         private MemorySegment terms;
 
-        Quantization(MemorySegment file, QnatLayout layout, int index, TensorToWrite tensor,
-                     Map<String, QuantizationError> errors, float[] dqOffsets) {
+        Quantization(StreamedFile file, QnatLayout layout, int index, TensorToWrite tensor,
+                     Map<String, QuantizationError> errors, float[] dqOffsets, int[] crcs) {
             this.tensor = tensor;
+            this.crcs = crcs;
             this.index = index;
             this.file = file;
             this.layout = layout;
@@ -284,7 +379,7 @@ public final class QnatWriter {
          */
         private void quantizeRange(FloatType type, long from, long to) {
             MemorySegment absmax = absmax();
-            MemorySegment data = section(file, layout, index, DATA);
+            MemorySegment data = bytes.section(DATA);
             QuantizationError error = taskErrors == null ? null : new QuantizationError();
             if (tensor.scaleRule() == ScaleRule.MSE && tensor.doubleQuant()) {
                 Nf4.mseScales(tensor.data(), type, tensor.blockSize(), from, to, absmax);
@@ -301,16 +396,20 @@ public final class QnatWriter {
             }
         }
 
-        /** Where the tasks put the f32 absmax: scratch, made by the first task, or the file's scales. */
+        /**
+         * Where the tasks put the f32 absmax: scratch, made by the first task, or the file's scales. The
+         * first task also stages the tensor's bytes.
+         */
         private synchronized MemorySegment absmax() {
             if (absmax == null) {
+                bytes = TensorBytes.stage(file, layout, index);
                 if (tensor.doubleQuant()) {
                     scratch = Arena.ofShared();
                     absmax = scratch.allocate(4 * blocks, 64);
                     boolean keepTerms = taskErrors != null && tensor.scaleRule() == ScaleRule.ABSMAX;
                     terms = keepTerms ? scratch.allocate(12 * blocks, 64) : null;
                 } else {
-                    absmax = section(file, layout, index, SCALES);
+                    absmax = bytes.section(SCALES);
                 }
             }
             return absmax;
@@ -321,14 +420,15 @@ public final class QnatWriter {
             if (unfinishedTasks.decrementAndGet() > 0) {
                 return;
             }
+            absmax(); // a tensor of no blocks has had no task stage its bytes
             QuantizationError measured = new QuantizationError();
             if (taskErrors != null) {
                 taskErrors.forEach(measured::add);
             }
             if (tensor.doubleQuant()) {
                 MemorySegment values = absmax();
-                MemorySegment scaleCodes = section(file, layout, index, SCALES);
-                MemorySegment nested = section(file, layout, index, NESTED_SCALES);
+                MemorySegment scaleCodes = bytes.section(SCALES);
+                MemorySegment nested = bytes.section(NESTED_SCALES);
                 if (tensor.scaleRule() == ScaleRule.MSE) {
                     // The codes follow the scales as stored (src/spec/nf4-codec.md, "MSE scales").
                     dqOffsets[index] = DoubleQuantization.quantizeToStored(values, blocks, scaleCodes, nested);
@@ -339,13 +439,14 @@ public final class QnatWriter {
                         measured = errorAtStoredAbsmax(measured, values, dqOffsets[index]);
                     }
                 }
-                MemorySegment.copy(DoubleQuantization.table(), 0, section(file, layout, index, TABLE), F32, 0,
+                MemorySegment.copy(DoubleQuantization.table(), 0, bytes.section(TABLE), F32, 0,
                         DoubleQuantization.TABLE_SIZE);
                 freeScratch();
             }
             if (errors != null) {
                 errors.put(tensor.name(), measured);
             }
+            bytes.submit(crcs);
         }
 
         /**
@@ -355,7 +456,7 @@ public final class QnatWriter {
         private QuantizationError encodeAtStoredScales(MemorySegment stored) {
             QuantizationError error = errors == null ? null : new QuantizationError();
             Nf4.encodeBlocks(tensor.data(), tensor.dtype().floatType().orElseThrow(), tensor.blockSize(), 0, blocks,
-                    stored, section(file, layout, index, DATA), error);
+                    stored, bytes.section(DATA), error);
             return error;
         }
 
@@ -363,10 +464,10 @@ public final class QnatWriter {
         private QuantizationError errorAtStoredAbsmax(QuantizationError measured, MemorySegment values, float dqOffset) {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment stored = arena.allocate(4 * blocks, 64);
-                DoubleQuantization.dequantize(section(file, layout, index, SCALES),
-                        section(file, layout, index, NESTED_SCALES), dqOffset, DoubleQuantization.table(), blocks, stored);
+                DoubleQuantization.dequantize(bytes.section(SCALES), bytes.section(NESTED_SCALES), dqOffset,
+                        DoubleQuantization.table(), blocks, stored);
                 return Nf4.errorAtStoredAbsmax(measured, terms, values, stored, blocks, tensor.data(),
-                        tensor.dtype().floatType().orElseThrow(), tensor.blockSize(), section(file, layout, index, DATA));
+                        tensor.dtype().floatType().orElseThrow(), tensor.blockSize(), bytes.section(DATA));
             }
         }
 
@@ -392,45 +493,41 @@ public final class QnatWriter {
         }
     }
 
-    /** Each tensor's input, then its data section: what the tasks read and write, in their order. */
-    private static List<Prefault.Range> pagesInTaskOrder(MemorySegment file, QnatLayout layout,
-                                                         List<TensorToWrite> tensors) {
+    /** Each tensor's input, in task order: what the tasks read. */
+    private static List<Prefault.Range> inputPages(List<TensorToWrite> tensors) {
         List<Prefault.Range> ranges = new ArrayList<>();
-        for (int t = 0; t < tensors.size(); t++) {
-            if (tensors.get(t).encoded() == null) {
-                ranges.add(new Prefault.Range(tensors.get(t).data(), false));
+        for (TensorToWrite tensor : tensors) {
+            if (tensor.encoded() == null) {
+                ranges.add(new Prefault.Range(tensor.data(), false));
             }
-            ranges.add(new Prefault.Range(section(file, layout, t, DATA), true));
         }
         return ranges;
     }
 
-    private static void storeEncoded(MemorySegment file, QnatLayout layout, int t, TensorToWrite.Encoded encoded) {
-        MemorySegment codes = section(file, layout, t, DATA);
+    private static void storeEncoded(TensorBytes bytes, TensorToWrite.Encoded encoded) {
+        MemorySegment codes = bytes.section(DATA);
         if (encoded.highNibbleFirst()) {
             Nf4.swapNibbles(encoded.codes(), codes);
         } else {
             codes.copyFrom(encoded.codes());
         }
-        section(file, layout, t, SCALES).copyFrom(encoded.scales());
+        bytes.section(SCALES).copyFrom(encoded.scales());
         if (encoded.nestedScales() != null) {
-            section(file, layout, t, NESTED_SCALES).copyFrom(encoded.nestedScales());
-            section(file, layout, t, TABLE).copyFrom(encoded.table());
+            bytes.section(NESTED_SCALES).copyFrom(encoded.nestedScales());
+            bytes.section(TABLE).copyFrom(encoded.table());
         }
     }
 
-    private static MemorySegment section(MemorySegment file, QnatLayout layout, int tensor, int section) {
-        return file.asSlice(layout.sectionOffsets[tensor][section], Math.max(0, layout.sectionLengths[tensor][section]));
-    }
-
-    private static void writeHeader(MemorySegment file, QnatLayout layout, List<TensorToWrite> tensors, float[] dqOffsets) {
+    /** The header, {@code [0, headerLength)}, into {@code file}: the tensors' section CRCs are {@code crcs}. */
+    private static void writeHeader(MemorySegment file, QnatLayout layout, List<TensorToWrite> tensors, float[] dqOffsets,
+                                    int[][] crcs) {
         MemorySegment.copy(layout.metadata, 0, file, ValueLayout.JAVA_BYTE, QnatLayout.FIXED_HEADER_SIZE,
                 layout.metadata.length);
         MemorySegment strings = file.asSlice(layout.stringsOffset, layout.stringsLength);
         for (int t = 0; t < tensors.size(); t++) {
             TensorToWrite tensor = tensors.get(t);
             long[] shape = tensor.shape();
-            writeEntry(file, layout, t, tensor, dqOffsets[t]);
+            writeEntry(file, layout, t, tensor, dqOffsets[t], crcs[t]);
             MemorySegment.copy(layout.names[t], 0, strings, ValueLayout.JAVA_BYTE, layout.nameOffsets[t],
                     layout.names[t].length);
             MemorySegment.copy(shape, 0, strings, U64, layout.dimsOffsets[t], shape.length);
@@ -456,8 +553,9 @@ public final class QnatWriter {
         QnatField.HEADER_CRC32C.put(file, 0, QnatLayout.headerCrc(file, layout.headerLength));
     }
 
-    /** Tensor {@code t}'s entry in the table, its section CRCs computed from the filled sections. */
-    private static void writeEntry(MemorySegment file, QnatLayout layout, int t, TensorToWrite tensor, float dqOffset) {
+    /** Tensor {@code t}'s entry in the table, with its section CRCs {@code crcs}. */
+    private static void writeEntry(MemorySegment file, QnatLayout layout, int t, TensorToWrite tensor, float dqOffset,
+                                   int[] crcs) {
         long entry = layout.tableOffset + (long) t * QnatLayout.ENTRY_SIZE;
         QnatField.NAME_OFFSET.put(file, entry, layout.nameOffsets[t]);
         QnatField.NAME_LENGTH.put(file, entry, layout.names[t].length);
@@ -477,7 +575,7 @@ public final class QnatWriter {
                 long descriptor = entry + QnatField.sectionDescriptor(s);
                 QnatField.SECTION_OFFSET.put(file, descriptor, offset);
                 QnatField.SECTION_LENGTH.put(file, descriptor, length);
-                QnatField.SECTION_CRC32C.put(file, descriptor, Crc32c.of(file.asSlice(offset, length)));
+                QnatField.SECTION_CRC32C.put(file, descriptor, crcs[s]);
             }
         }
     }

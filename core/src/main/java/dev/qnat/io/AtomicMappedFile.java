@@ -9,6 +9,7 @@ import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -20,9 +21,10 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * Writes a file of a size known up front through a read-write mapping, all or nothing: a temp file
- * beside the target is sized once, mapped, filled, forced to disk and renamed onto the target in one
- * atomic step. On any failure the temp file is deleted and the target is left as it was.
+ * Writes a file of a size known up front, all or nothing: a temp file beside the target is sized once,
+ * filled through a read-write mapping ({@link #write(Path, long, Filler, List)}) or front to back with
+ * direct I/O ({@link #writeStreamed}), forced to disk and renamed onto the target in one atomic step. On
+ * any failure the temp file is deleted and the target is left as it was.
  *
  * <p>Before anything is created the target is checked by {@link OutputTarget} against the inputs the
  * filler reads; after the fill the inputs are checked again ({@link FileSnapshot}), so that an input
@@ -121,6 +123,108 @@ public final class AtomicMappedFile {
      */
     public static Prepared prepare(Path target, long size, Filler filler, List<FileSnapshot> inputs) throws IOException {
         Objects.requireNonNull(filler, "filler");
+        return prepare(target, size, inputs, (channel, temp) -> {
+            try (Arena arena = Arena.ofShared()) {
+                MemorySegment file = channel.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
+                pauseIfAskedAt("beforeFill");
+                fill(() -> filler.fill(file), inputs);
+                file.force();
+            }
+        });
+    }
+
+    /** What writes a file front to back, through a {@link StreamedFile}. */
+    @FunctionalInterface
+    public interface StreamFiller {
+        /**
+         * Stages and submits every byte of the file's body, then writes its head.
+         *
+         * @param file the file; valid during this call only
+         * @throws IOException if the content cannot be produced; the write is then abandoned
+         */
+        void fill(StreamedFile file) throws IOException;
+    }
+
+    /**
+     * Creates {@code target} with {@code size} bytes written by {@code filler} through a {@link StreamedFile},
+     * with direct I/O where the file system takes it, all or nothing as {@link #write(Path, long, Filler, List)}.
+     *
+     * @param target the file to create or replace, checked by {@link OutputTarget#resolve}; none of the inputs
+     * @param size the file's exact size in bytes, not negative
+     * @param headLength the bytes at the start that the filler writes last, with {@link StreamedFile#writeHead}
+     * @param maxStaged how many ranges the filler may stage at a time ({@link StreamedFile})
+     * @param filler writes the content
+     * @param inputs the files the filler reads, as they were opened; empty if it reads none
+     * @throws IOException if the target is refused, the disk lacks the space, an input changed during the fill,
+     *         or sizing, writing, forcing or renaming fails; the target is then left as it was
+     */
+    public static void writeStreamed(Path target, long size, long headLength, int maxStaged, StreamFiller filler,
+                                     List<FileSnapshot> inputs) throws IOException {
+        Objects.requireNonNull(filler, "filler");
+        try (Prepared prepared = prepare(target, size, inputs, (channel, temp) -> {
+            FileChannel direct = openDirect(temp);
+            StreamedFile file = new StreamedFile(direct != null ? direct : channel, channel, size, headLength, maxStaged);
+            try {
+                pauseIfAskedAt("beforeFill");
+                fill(() -> filler.fill(file), inputs);
+                if (!file.complete()) {
+                    throw new IllegalStateException("the file's head was never written");
+                }
+            } finally {
+                file.stop();
+                if (direct != null) {
+                    direct.close();
+                }
+            }
+            channel.force(true);
+        })) {
+            prepared.commit();
+        }
+    }
+
+    /**
+     * The temp file opened again for direct I/O, or null where the file system or platform refuses it (tmpfs,
+     * say) or its alignment is not a divisor of {@link StreamedFile#BLOCK}: then writes go through the page cache.
+     */
+    private static FileChannel openDirect(Path temp) {
+        try {
+            long alignment = Files.getFileStore(temp).getBlockSize();
+            if (alignment <= 0 || StreamedFile.BLOCK % alignment != 0) {
+                return null;
+            }
+            return DIRECT == null ? null : FileChannel.open(temp, StandardOpenOption.WRITE, DIRECT);
+        } catch (IOException | UnsupportedOperationException e) {
+            return null;
+        }
+    }
+
+    /**
+     * The JDK's open option for direct I/O, {@code com.sun.nio.file.ExtendedOpenOption.DIRECT} (module
+     * jdk.unsupported), looked up by name so that no build warns of an internal API; null where it is absent.
+     */
+    static final OpenOption DIRECT = directOption();
+
+    private static OpenOption directOption() {
+        try {
+            for (Object option : Class.forName("com.sun.nio.file.ExtendedOpenOption").getEnumConstants()) {
+                if (((Enum<?>) option).name().equals("DIRECT")) {
+                    return (OpenOption) option;
+                }
+            }
+        } catch (ClassNotFoundException | RuntimeException e) {
+            // an older or a trimmed runtime: writes go through the page cache
+        }
+        return null;
+    }
+
+    /** What fills the temp file, opened as {@code channel} and sized; forces what it wrote to disk. */
+    @FunctionalInterface
+    private interface FillStep {
+        void fill(FileChannel channel, Path temp) throws IOException;
+    }
+
+    private static Prepared prepare(Path target, long size, List<FileSnapshot> inputs, FillStep step)
+            throws IOException {
         Path real = OutputTarget.resolve(target, inputs);
         Path directory = real.getParent();
         removeAbandonedPartials(directory, real.getFileName().toString());
@@ -132,16 +236,11 @@ public final class AtomicMappedFile {
             channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
                     StandardOpenOption.WRITE);
             channel.tryLock();
-            try (Arena arena = Arena.ofShared()) {
-                DiskSpace.reserve(channel, temp, size);
-                if (size > 0 && channel.size() < size) {
-                    channel.write(ByteBuffer.wrap(new byte[1]), size - 1);
-                }
-                MemorySegment file = channel.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
-                pauseIfAskedAt("beforeFill");
-                fill(filler, file, inputs);
-                file.force();
+            DiskSpace.reserve(channel, temp, size);
+            if (size > 0 && channel.size() < size) {
+                channel.write(ByteBuffer.wrap(new byte[1]), size - 1);
             }
+            step.fill(channel, temp);
             FileSnapshot.checkAllUnchanged(inputs);
             return new Prepared(real, temp, channel);
         } catch (IOException | RuntimeException | Error e) {
@@ -150,9 +249,15 @@ public final class AtomicMappedFile {
         }
     }
 
-    private static void fill(Filler filler, MemorySegment file, List<FileSnapshot> inputs) throws IOException {
+    /** The part of a fill that reads the inputs. */
+    @FunctionalInterface
+    private interface Fill {
+        void run() throws IOException;
+    }
+
+    private static void fill(Fill fill, List<FileSnapshot> inputs) throws IOException {
         try {
-            filler.fill(file);
+            fill.run();
         } catch (InternalError e) {
             throw FileSnapshot.mappedReadFailed(e, inputs);
         }

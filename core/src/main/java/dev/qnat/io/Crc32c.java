@@ -29,7 +29,13 @@ public final class Crc32c {
         return (int) crc.getValue();
     }
 
-    private static void update(CRC32C crc, MemorySegment segment) {
+    /**
+     * Adds a segment's bytes to a running CRC.
+     *
+     * @param crc the running CRC-32C
+     * @param segment the bytes to add
+     */
+    public static void update(CRC32C crc, MemorySegment segment) {
         if (segment.heapBase().isPresent()) {
             crc.update(segment.asByteBuffer());
             return;

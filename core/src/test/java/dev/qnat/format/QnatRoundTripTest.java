@@ -102,11 +102,33 @@ class QnatRoundTripTest {
                     }
                     assertFalse(qnat.tensor("no such tensor").isPresent());
                 }
+                assertGapsAreZero(new QnatLayout(metadata, g.tensors), Files.readAllBytes(file), label);
                 try (var files = Files.list(dir)) {
                     assertEquals(0, files.filter(p -> p.getFileName().toString().startsWith(".")).count(),
                             "no temp file is left behind");
                 }
                 Files.delete(file);
+            }
+        }
+    }
+
+    /** The format's gaps between sections hold zeros, whatever memory the writer staged them in. */
+    private static void assertGapsAreZero(QnatLayout layout, byte[] file, String label) {
+        boolean[] inSection = new boolean[file.length];
+        java.util.Arrays.fill(inSection, 0, (int) layout.headerLength, true);
+        for (int t = 0; t < layout.sectionOffsets.length; t++) {
+            for (int s = 0; s < QnatLayout.SECTIONS; s++) {
+                long length = layout.sectionLengths[t][s];
+                if (length > 0) {
+                    long offset = layout.sectionOffsets[t][s];
+                    java.util.Arrays.fill(inSection, (int) offset, (int) (offset + length), true);
+                }
+            }
+        }
+        assertEquals(layout.fileLength, file.length, label);
+        for (int i = 0; i < file.length; i++) {
+            if (!inSection[i] && file[i] != 0) {
+                throw new AssertionError(label + ": gap byte " + i + " is " + file[i]);
             }
         }
     }
