@@ -6,6 +6,7 @@ import dev.qnat.format.QnatFile;
 import dev.qnat.format.QnatTensor;
 import dev.qnat.io.FileSnapshot;
 import dev.qnat.nf4.FloatType;
+import dev.qnat.nf4.Nf4;
 import dev.qnat.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -60,20 +61,41 @@ public final class Dequantizer {
         OverflowCounter overflow = new OverflowCounter(allowOverflow);
         for (QnatTensor tensor : qnat.tensors()) {
             if (tensor.encoding() == Encoding.RAW) {
-                entries.add(new SafetensorsWriter.Entry(tensor.name(), tensor.dtype(), tensor.shape(),
-                        destination -> destination.copyFrom(tensor.data())));
-            } else {
-                FloatType out = dtype != null ? dtype : tensor.dtype().floatType().orElseThrow();
+                entries.add(SafetensorsWriter.Entry.copy(tensor.name(), tensor.dtype(), tensor.shape(), tensor.data()));
+                continue;
+            }
+            FloatType out = dtype != null ? dtype : tensor.dtype().floatType().orElseThrow();
+            if (tensor.hasZeroPoints()) {
                 entries.add(new SafetensorsWriter.Entry(tensor.name(), DType.of(out), tensor.shape(), destination -> {
                     tensor.dequantize(destination, out);
-                    try (Arena arena = Arena.ofConfined()) {
-                        overflow.check(tensor.name(), tensor.hasZeroPoints() ? null : tensor.absmax(arena), destination,
-                                out);
-                    }
+                    overflow.check(tensor.name(), null, destination, out);
                 }));
+            } else {
+                entries.add(inPieces(tensor, out, overflow));
             }
         }
         return write(target, qnat.metadata(), entries, qnat.snapshot().stream().toList(), overflow);
+    }
+
+    /**
+     * An NF4 tensor dequantized a piece of whole blocks at a time (block sizes are even, so each piece's
+     * codes start on a byte), its absmax reconstructed once, for the first piece.
+     */
+    private static SafetensorsWriter.Entry inPieces(QnatTensor tensor, FloatType out, OverflowCounter overflow) {
+        int blockSize = tensor.blockSize();
+        MemorySegment[] absmax = new MemorySegment[1];
+        return SafetensorsWriter.Entry.inPieces(tensor.name(), DType.of(out), tensor.shape(), blockSize * out.byteSize(),
+                (piece, offset) -> {
+                    if (offset == 0) {
+                        absmax[0] = tensor.absmax(Arena.ofAuto());
+                    }
+                    long first = offset / out.byteSize();
+                    long count = piece.byteSize() / out.byteSize();
+                    long firstBlock = first / blockSize;
+                    MemorySegment scales = absmax[0].asSlice(4 * firstBlock, 4 * Nf4.blockCount(count, blockSize));
+                    Nf4.dequantize(tensor.data().asSlice(first / 2, Nf4.packedSize(count)), scales, blockSize, piece, out);
+                    overflow.check(tensor.name(), scales, piece, out);
+                });
     }
 
     /**

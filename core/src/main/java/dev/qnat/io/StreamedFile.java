@@ -28,9 +28,11 @@ import java.util.TreeMap;
  * <p>Direct writes go in whole blocks ({@link #BLOCK}) from block-aligned memory: a range's first
  * partial block is completed with the bytes carried over from the range before it, and its last partial
  * block is carried to the next; the file's last block is padded with zeros and the file cut back to its
- * size. Staged ranges hold buffers that are reused once written; at most {@code maxStaged} ranges are
- * staged at a time, besides the one that starts where the written part ends, which never waits (so
- * that the range everyone waits for can always be staged).
+ * size. Staged ranges hold buffers that are reused once written. Two limits keep them few: at most
+ * {@code maxStaged} ranges wait for the disk, and at most {@code maxStaged} more are staged and not yet
+ * handed to it, besides the one that starts where the written part ends, which never waits on that
+ * second limit: it waits on the disk alone, which drains by itself, while waiting for other ranges to
+ * be submitted could wait for ever on the very range that waits.
  */
 public final class StreamedFile {
     /** The unit of direct writes: their file offsets, lengths and memory addresses are multiples of it. */
@@ -96,8 +98,8 @@ public final class StreamedFile {
      *        {@code channel} when that is not direct
      * @param size the file's size in bytes
      * @param headLength the bytes at the start that {@link #writeHead} writes, at most {@code size}
-     * @param maxStaged how many ranges may be staged at a time, besides the one that starts where the
-     *        written part ends; at least 1
+     * @param maxStaged how many ranges may wait for the disk, and how many others be staged, at a time,
+     *        besides the one that starts where the written part ends; at least 1
      */
     public StreamedFile(FileChannel channel, FileChannel headChannel, long size, long headLength, int maxStaged) {
         this.channel = Objects.requireNonNull(channel, "channel");
@@ -117,8 +119,9 @@ public final class StreamedFile {
     }
 
     /**
-     * Stages the bytes {@code [from, to)} of the body; waits while {@code maxStaged} ranges are staged,
-     * unless this range starts where the written part ends.
+     * Stages the bytes {@code [from, to)} of the body; waits while {@code maxStaged} ranges wait for the
+     * disk, or while {@code maxStaged} others are staged and not handed to it, unless this range starts
+     * where the written part ends.
      *
      * @param from the first byte, at least the head's length
      * @param to the end, at most the file's size, above {@code from}
@@ -134,7 +137,8 @@ public final class StreamedFile {
         long capacity = roundUp(from % BLOCK + (to - from), BUFFER_GRAIN);
         Buffer buffer;
         synchronized (this) {
-            while (!stopped && failure == null && staged >= maxStaged && from != next) {
+            while (!stopped && failure == null
+                    && (writesPending >= maxStaged || staged - writesPending >= maxStaged && from != next)) {
                 try {
                     wait();
                 } catch (InterruptedException e) {

@@ -7,12 +7,12 @@ import dev.qnat.format.ElementCount;
 import dev.qnat.format.TensorNames;
 import dev.qnat.io.AtomicMappedFile;
 import dev.qnat.io.FileSnapshot;
-import dev.qnat.io.Prefault;
+import dev.qnat.io.StreamedFile;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -24,23 +24,40 @@ import java.util.Objects;
 import java.util.Set;
 
 /**
- * Writes safetensors files with the layout computed first and the data produced straight into a mapped
- * temp file, renamed into place when complete ({@link AtomicMappedFile}). Tensors are laid out as the
- * reference writer lays them out, by dtype size (largest first) then name, and the header is padded
- * with spaces to a multiple of 8 bytes.
+ * Writes safetensors files with the layout computed first, into a temp file renamed into place when
+ * complete ({@link AtomicMappedFile}): tensors with their own fillers are written front to back with
+ * direct I/O ({@link StreamedFile}), in pieces where their entries allow it; a {@link BodyFiller} gets the
+ * tensors' slices of a mapping. Tensors are laid out as the reference writer lays them out, by dtype size
+ * (largest first) then name, and the header is padded with spaces to a multiple of 8 bytes.
  */
 public final class SafetensorsWriter {
-    /** Produces a tensor's bytes into its slice of the mapped file. */
+    /** Produces a tensor's bytes. */
     @FunctionalInterface
     public interface Filler {
         /**
          * Writes the tensor's bytes, little-endian and in C order.
          *
-         * @param destination the tensor's slice of the mapped file, exactly its byte size long
+         * @param destination memory for the tensor's bytes, exactly its byte size long
          * @throws IOException reading the data failed; the write is abandoned and the target left as it was
          */
         void fill(MemorySegment destination) throws IOException;
     }
+
+    /** Produces a run of a tensor's bytes: the writer asks for them in order, a few MiB at a time. */
+    @FunctionalInterface
+    public interface PieceFiller {
+        /**
+         * Writes the tensor's bytes {@code [offset, offset + piece.byteSize())}, little-endian and in C order.
+         *
+         * @param piece memory for those bytes
+         * @param offset where they start in the tensor's bytes: a multiple of the entry's piece unit
+         * @throws IOException reading the data failed; the write is abandoned and the target left as it was
+         */
+        void fill(MemorySegment piece, long offset) throws IOException;
+    }
+
+    /** The bytes a piece of a tensor holds at most (fewer, to end on a whole unit, or at the tensor's end). */
+    private static final long PIECE_BYTES = 8 << 20;
 
     /**
      * One tensor to write: its bytes come from {@code filler}, which must fill exactly the tensor's size.
@@ -48,13 +65,17 @@ public final class SafetensorsWriter {
      * @param name the tensor's name in the header: not empty, no lone surrogate, not {@code __metadata__}
      * @param dtype its element type, which with {@code shape} sets its byte size
      * @param shape its dimensions, outermost first (empty for a scalar), none negative; copied in
-     * @param filler what writes its bytes (not called when a {@link BodyFiller} writes the file)
+     * @param filler what writes its bytes (not called when a {@link BodyFiller} writes the file, nor when
+     *        {@code pieces} does)
+     * @param pieceUnit with {@code pieces}, the bytes its pieces start at multiples of; 0 without
+     * @param pieces null, or what writes its bytes a piece at a time, in place of {@code filler}
      */
-    public record Entry(String name, DType dtype, long[] shape, Filler filler) {
+    public record Entry(String name, DType dtype, long[] shape, Filler filler, long pieceUnit, PieceFiller pieces) {
         /**
          * Checks the name and takes a copy of {@code shape}.
          *
-         * @throws IllegalArgumentException the name is empty or holds a lone surrogate
+         * @throws IllegalArgumentException the name is empty or holds a lone surrogate, or {@code pieceUnit}
+         *         is not positive with {@code pieces} (or not 0 without)
          * @throws NullPointerException the name, dtype, shape or filler is null
          */
         public Entry {
@@ -62,6 +83,39 @@ public final class SafetensorsWriter {
             Objects.requireNonNull(dtype, "dtype");
             shape = shape.clone();
             Objects.requireNonNull(filler, "filler");
+            if (pieces == null ? pieceUnit != 0 : pieceUnit <= 0) {
+                throw new IllegalArgumentException("tensor '" + name + "': piece unit " + pieceUnit);
+            }
+        }
+
+        /**
+         * A tensor written whole by {@code filler}.
+         *
+         * @param name the tensor's name in the header: not empty, no lone surrogate, not {@code __metadata__}
+         * @param dtype its element type, which with {@code shape} sets its byte size
+         * @param shape its dimensions, outermost first (empty for a scalar), none negative; copied in
+         * @param filler what writes its bytes (not called when a {@link BodyFiller} writes the file)
+         * @throws IllegalArgumentException the name is empty or holds a lone surrogate
+         */
+        public Entry(String name, DType dtype, long[] shape, Filler filler) {
+            this(name, dtype, shape, filler, 0, null);
+        }
+
+        /**
+         * A tensor written a piece at a time, so that no more than a piece of it is ever held in memory.
+         *
+         * @param name the tensor's name in the header
+         * @param dtype its element type
+         * @param shape its dimensions, outermost first (empty for a scalar)
+         * @param unit the bytes every piece but the last is a multiple of, and starts at a multiple of
+         * @param pieces what writes each piece
+         * @return the entry
+         * @throws IllegalArgumentException the name is empty or holds a lone surrogate, or {@code unit} is not
+         *         positive
+         */
+        public static Entry inPieces(String name, DType dtype, long[] shape, long unit, PieceFiller pieces) {
+            return new Entry(name, dtype, shape, destination -> pieces.fill(destination, 0), unit,
+                    Objects.requireNonNull(pieces, "pieces"));
         }
 
         /**
@@ -91,8 +145,8 @@ public final class SafetensorsWriter {
          * @throws IllegalArgumentException the name is empty or holds a lone surrogate
          */
         public static Entry copy(String name, DType dtype, long[] shape, MemorySegment bytes) {
-            return new Entry(name, dtype, shape, destination -> MemorySegment.copy(bytes, 0, destination, 0,
-                    destination.byteSize()));
+            return inPieces(name, dtype, shape, 1, (piece, offset) -> MemorySegment.copy(bytes, offset, piece, 0,
+                    piece.byteSize()));
         }
 
         long byteSize() {
@@ -146,7 +200,8 @@ public final class SafetensorsWriter {
 
     /**
      * Writes tensors whose bytes each come from their own filler, reading data mapped from {@code inputs}.
-     * The fillers are called one at a time, in the order of {@code tensors}.
+     * The fillers are called one at a time, in file order (by dtype size, then name); an entry's bytes are
+     * held in memory from its filler's call until they are written, whole or a piece at a time.
      *
      * @param target the file to create or replace; its folder must exist and be writable
      * @param metadata the {@code __metadata__} strings, in the order to store them; none stored when empty
@@ -160,13 +215,24 @@ public final class SafetensorsWriter {
      */
     public static void write(Path target, Map<String, String> metadata, List<Entry> tensors, List<FileSnapshot> inputs)
             throws IOException {
-        write(target, metadata, tensors, slices -> {
-            List<Prefault.Range> inFillOrder = tensors.stream().map(e -> new Prefault.Range(slices.get(e.name()), true)).toList();
-            try (Prefault.Ahead ahead = Prefault.ahead(inFillOrder)) {
-                for (Entry e : tensors) {
-                    e.filler().fill(slices.get(e.name()));
+        Layout layout = new Layout(metadata, tensors);
+        AtomicMappedFile.writeStreamed(target, layout.size(), layout.dataStart(), 4, file -> {
+            for (int i = 0; i < layout.ordered.size(); i++) {
+                Entry e = layout.ordered.get(i);
+                long start = layout.dataStart() + layout.begins[i];
+                long length = layout.ends[i] - layout.begins[i];
+                long piece = e.pieces() == null ? length : Math.max(e.pieceUnit(), PIECE_BYTES / e.pieceUnit() * e.pieceUnit());
+                for (long offset = 0; offset < length; offset += piece) {
+                    StreamedFile.Range range = file.stage(start + offset, start + Math.min(length, offset + piece));
+                    if (e.pieces() == null) {
+                        e.filler().fill(range.bytes());
+                    } else {
+                        e.pieces().fill(range.bytes(), offset);
+                    }
+                    file.submit(range);
                 }
             }
+            file.writeHead(MemorySegment.ofArray(layout.head()));
         }, inputs);
     }
 
@@ -228,33 +294,59 @@ public final class SafetensorsWriter {
      */
     public static AtomicMappedFile.Prepared prepare(Path target, Map<String, String> metadata, List<Entry> tensors,
                                                     BodyFiller body, List<FileSnapshot> inputs) throws IOException {
-        Set<String> names = new HashSet<>();
-        for (Entry e : tensors) {
-            if (e.name().equals(SafetensorsFile.METADATA_KEY) || !names.add(e.name())) {
-                throw new IllegalArgumentException("tensor name '" + e.name() + "' is reserved or used twice");
-            }
-        }
-        List<Entry> ordered = tensors.stream()
-                .sorted(Comparator.comparingInt((Entry e) -> -e.dtype().bits()).thenComparing(Entry::name)).toList();
-        long[] begins = new long[ordered.size()];
-        long[] ends = new long[ordered.size()];
-        long position = 0;
-        for (int i = 0; i < ordered.size(); i++) {
-            begins[i] = position;
-            position = Math.addExact(position, ordered.get(i).byteSize());
-            ends[i] = position;
-        }
-        byte[] header = header(metadata, ordered, begins, ends);
-        long dataStart = 8L + header.length;
-        return AtomicMappedFile.prepare(target, dataStart + position, file -> {
-            file.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, header.length);
-            MemorySegment.copy(header, 0, file, ValueLayout.JAVA_BYTE, 8, header.length);
+        Layout layout = new Layout(metadata, tensors);
+        return AtomicMappedFile.prepare(target, layout.size(), file -> {
+            file.asSlice(0, layout.dataStart()).copyFrom(MemorySegment.ofArray(layout.head()));
             Map<String, MemorySegment> slices = new java.util.HashMap<>();
-            for (int i = 0; i < ordered.size(); i++) {
-                slices.put(ordered.get(i).name(), file.asSlice(dataStart + begins[i], ends[i] - begins[i]));
+            for (int i = 0; i < layout.ordered.size(); i++) {
+                slices.put(layout.ordered.get(i).name(), file.asSlice(layout.dataStart() + layout.begins[i],
+                        layout.ends[i] - layout.begins[i]));
             }
             body.fill(slices);
         }, inputs);
+    }
+
+    /** Where each tensor goes, and the header that says so. */
+    private static final class Layout {
+        final List<Entry> ordered;
+        final long[] begins;
+        final long[] ends;
+        private final byte[] header;
+
+        Layout(Map<String, String> metadata, List<Entry> tensors) {
+            Set<String> names = new HashSet<>();
+            for (Entry e : tensors) {
+                if (e.name().equals(SafetensorsFile.METADATA_KEY) || !names.add(e.name())) {
+                    throw new IllegalArgumentException("tensor name '" + e.name() + "' is reserved or used twice");
+                }
+            }
+            ordered = tensors.stream()
+                    .sorted(Comparator.comparingInt((Entry e) -> -e.dtype().bits()).thenComparing(Entry::name)).toList();
+            begins = new long[ordered.size()];
+            ends = new long[ordered.size()];
+            long position = 0;
+            for (int i = 0; i < ordered.size(); i++) {
+                begins[i] = position;
+                position = Math.addExact(position, ordered.get(i).byteSize());
+                ends[i] = position;
+            }
+            header = header(metadata, ordered, begins, ends);
+        }
+
+        /** The bytes before the data: the header's length as a little-endian u64, then the header. */
+        byte[] head() {
+            byte[] head = new byte[8 + header.length];
+            ByteBuffer.wrap(head).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).put(header);
+            return head;
+        }
+
+        long dataStart() {
+            return 8L + header.length;
+        }
+
+        long size() {
+            return dataStart() + (ends.length == 0 ? 0 : ends[ends.length - 1]);
+        }
     }
 
     private static byte[] header(Map<String, String> metadata, List<Entry> ordered, long[] begins, long[] ends) {

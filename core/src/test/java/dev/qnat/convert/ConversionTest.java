@@ -179,4 +179,47 @@ public class ConversionTest {
             assertTrue(e.getMessage().contains("'position_ids' is I64"), e.getMessage());
         }
     }
+
+    /**
+     * Tensors larger than a written piece (8 MiB) come back, in pieces, exactly as each tensor dequantizes
+     * whole: NF4 with block sizes of which a piece holds a whole number and not (8 MiB of F32 is 2^21
+     * elements, not a multiple of 30), with and without double quantization, to its own dtype and to
+     * BF16; a large RAW tensor byte for byte.
+     */
+    @Test
+    void largeTensorsAreWrittenInPiecesAsTheyDequantizeWhole() throws Exception {
+        SplittableRandom random = new SplittableRandom(7);
+        int n = 3_000_011;
+        Path qnat = dir.resolve("large.qnat");
+        try (Arena arena = Arena.ofShared()) { // read by the writer's threads
+            MemorySegment floats = arena.allocate(4L * n, 64);
+            for (long i = 0; i < n; i++) {
+                floats.setAtIndex(F32, i, (float) (random.nextGaussian() * (random.nextInt(500) == 0 ? 1.0 : 0.02)));
+            }
+            List<dev.qnat.format.TensorToWrite> tensors = List.of(
+                    dev.qnat.format.TensorToWrite.nf4("even", new long[] {n}, DType.F32, floats, 64, true),
+                    dev.qnat.format.TensorToWrite.nf4("block30", new long[] {n}, DType.F32, floats, 30, false),
+                    dev.qnat.format.TensorToWrite.raw("raw", new long[] {n}, DType.F32, floats));
+            dev.qnat.format.QnatWriter.write(qnat, Map.of(), tensors, 2, dev.qnat.format.QnatWriter.Progress.NONE);
+        }
+        for (FloatType type : new FloatType[] {null, FloatType.BF16}) {
+            Path back = dir.resolve("back-" + type + ".safetensors");
+            try (QnatFile file = QnatFile.open(qnat); Arena arena = Arena.ofConfined()) {
+                Dequantizer.toSafetensors(file, back, type, false);
+                try (SafetensorsFile restored = SafetensorsFile.open(back)) {
+                    for (var tensor : file.tensors()) {
+                        MemorySegment out = restored.tensor(tensor.name()).orElseThrow().data();
+                        if (tensor.encoding() == Encoding.RAW) {
+                            assertEquals(-1, tensor.data().mismatch(out), tensor.name());
+                            continue;
+                        }
+                        FloatType to = type != null ? type : FloatType.F32;
+                        MemorySegment whole = arena.allocate(n * to.byteSize());
+                        tensor.dequantize(whole, to);
+                        assertEquals(-1, whole.mismatch(out), tensor.name() + " to " + to);
+                    }
+                }
+            }
+        }
+    }
 }
