@@ -157,11 +157,23 @@ final class PanamaNf4Kernels implements Nf4Kernels {
 
     // ---- quantize ---------------------------------------------------------------------------------
 
+    /**
+     * Elements one call of a block kernel covers at most. One call over tens of MB runs as on-stack
+     * replacement code for most of its profile, and C2 then sometimes compiled the BF16 kernel in a form
+     * that ran 2.3x slower (JMH `quantizeBlocks` at 64 Mi, BF16, 512 bits: 1.1-1.2 ns per element in 3 of 8
+     * forks, 0.50 in the others; always 0.38-0.49 at 4 Mi; BENCHMARKS.md).
+     */
+    private static final long CALL_ELEMENTS = 1 << 16;
+
     @Override
     public void quantize(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                          long endBlock, MemorySegment codes, MemorySegment absmax) {
         if (type != FloatType.F32 && LANES >= 8) {
-            quantizeHalves(src, type, count, blockSize, firstBlock, endBlock, codes, absmax);
+            long blocksPerCall = Math.max(1, CALL_ELEMENTS / blockSize);
+            for (long first = firstBlock; first < endBlock; first += blocksPerCall) {
+                quantizeHalves(src, type, count, blockSize, first, Math.min(endBlock, first + blocksPerCall), codes,
+                        absmax);
+            }
             return;
         }
         IntVector quarters = IntVector.fromArray(INTS, QUARTER_THRESHOLDS, 0);
