@@ -1,6 +1,7 @@
 package dev.qnat.io;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -166,7 +167,11 @@ public final class AtomicMappedFile {
             StreamedFile file = new StreamedFile(direct != null ? direct : channel, channel, size, headLength, maxStaged);
             try {
                 pauseIfAskedAt("beforeFill");
-                fill(() -> filler.fill(file), inputs);
+                try {
+                    fill(() -> filler.fill(file), inputs);
+                } catch (UncheckedIOException e) { // a write of the disk thread failed, seen by the filler
+                    throw e.getCause();
+                }
                 if (!file.complete()) {
                     throw new IllegalStateException("the file's head was never written");
                 }

@@ -237,6 +237,8 @@ public final class StreamedFile {
                 writeFully(channel, memory.asSlice(0, end - base), base);
             } catch (IOException e) {
                 error = e;
+            } catch (RuntimeException | Error e) { // a channel not open for writing, say: never a silent stop
+                error = new IOException("writing bytes " + base + " to " + end + " failed: " + e, e);
             }
             synchronized (this) {
                 writesPending--;

@@ -203,6 +203,24 @@ class StreamedFileTest {
     }
 
     @Test
+    void aFailedWriteFailsTheFileInsteadOfHangingIt() throws Exception {
+        Path path = dir.resolve("read-only");
+        Files.write(path, new byte[0]);
+        try (FileChannel readOnly = FileChannel.open(path, StandardOpenOption.READ)) {
+            StreamedFile file = new StreamedFile(readOnly, readOnly, 3 * StreamedFile.BLOCK, 0, 4);
+            try {
+                StreamedFile.Range range = file.stage(0, 3 * StreamedFile.BLOCK);
+                file.submit(range);
+                IOException e = assertThrows(IOException.class, () -> file.writeHead(MemorySegment.ofArray(new byte[0])));
+                assertTrue(e.getMessage().contains("writing bytes 0 to 12288 failed"), e.getMessage());
+                assertThrows(java.io.UncheckedIOException.class, () -> file.stage(0, 1));
+            } finally {
+                file.stop();
+            }
+        }
+    }
+
+    @Test
     void writesAllOrNothingThroughATempFile() throws IOException {
         Path target = dir.resolve("target");
         Files.writeString(target, "before");
