@@ -1,6 +1,7 @@
 package dev.qnat.nf4;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
@@ -69,6 +70,56 @@ class MappedInputKernelTest {
                             MemorySegment.ofArray(out), type);
                     Nf4.dequantize(mappedCodes, mappedAbsmax, blockSize, MemorySegment.ofArray(fileOut), type);
                     assertArrayEquals(out, fileOut, what + ", dequantized");
+                }
+            }
+        }
+    }
+
+    /**
+     * Every kind of test value, as every type, through the staged kernels that mapped inputs get (F16 staged
+     * as F32) and through the kernels that read memory directly: the same codes and scales, and the same
+     * block terms and error figures but for the order their sums were added in; with MSE scales too.
+     */
+    @Test
+    void stagedInputsMeasureAndSearchAsDirectOnes() throws Exception {
+        long seed = TestData.seed();
+        SplittableRandom random = new SplittableRandom(seed);
+        int blockSize = 64;
+        int count = 100_003;
+        try (Arena arena = Arena.ofShared()) {
+            for (TestData.Shape shape : TestData.Shape.values()) {
+                for (FloatType type : FloatType.values()) {
+                    String what = "seed " + seed + ", " + shape + ", " + type;
+                    MemorySegment direct = TestData.encode(TestData.values(shape, count, blockSize, random), type, arena);
+                    MemorySegment file = mapped(direct.toArray(ValueLayout.JAVA_BYTE), arena);
+                    long blocks = Nf4.blockCount(count, blockSize);
+                    MemorySegment[] codes = {arena.allocate(Nf4.packedSize(count)), arena.allocate(Nf4.packedSize(count))};
+                    MemorySegment[] absmax = {arena.allocate(4 * blocks), arena.allocate(4 * blocks)};
+                    MemorySegment[] terms = {arena.allocate(12 * blocks), arena.allocate(12 * blocks)};
+                    QuantizationError[] errors = {new QuantizationError(), new QuantizationError()};
+                    MemorySegment[] inputs = {direct, file};
+                    for (int k = 0; k < 2; k++) {
+                        Nf4.quantizeBlocks(inputs[k], type, blockSize, 0, blocks, codes[k], absmax[k], errors[k], terms[k]);
+                    }
+                    assertEquals(-1, codes[0].mismatch(codes[1]), what);
+                    assertEquals(-1, absmax[0].mismatch(absmax[1]), what);
+                    // The terms' float sums are reduced across lanes in an order the JIT may change between calls.
+                    for (long i = 0; i < 3 * blocks; i++) {
+                        float a = terms[0].getAtIndex(TestData.FLOAT, i);
+                        float b = terms[1].getAtIndex(TestData.FLOAT, i);
+                        assertEquals(a, b, 1e-6f * Math.abs(a) + 1e-30f, what + ", block term " + i);
+                    }
+                    assertEquals(errors[0].count(), errors[1].count(), what);
+                    assertEquals(errors[0].maxAbsError(), errors[1].maxAbsError(), what);
+                    assertEquals(errors[0].sumSquaredError(), errors[1].sumSquaredError(),
+                            1e-7 * errors[0].sumSquaredError(), what);
+                    assertEquals(errors[0].sumSquaredSignal(), errors[1].sumSquaredSignal(),
+                            1e-7 * errors[0].sumSquaredSignal(), what);
+                    for (int k = 0; k < 2; k++) {
+                        Nf4.quantize(inputs[k], type, blockSize, codes[k], absmax[k], ScaleRule.MSE);
+                    }
+                    assertEquals(-1, codes[0].mismatch(codes[1]), what + ", MSE");
+                    assertEquals(-1, absmax[0].mismatch(absmax[1]), what + ", MSE");
                 }
             }
         }
