@@ -99,18 +99,7 @@ public final class Prefault {
                 return;
             }
             stop = true;
-            boolean interrupted = false;
-            while (true) {
-                try {
-                    thread.join();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true; // the mapping must outlive this thread's last call, so wait on
-                }
-            }
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
+            Threads.joinUninterruptibly(thread); // the mapping must outlive this thread's last call
         }
     }
 

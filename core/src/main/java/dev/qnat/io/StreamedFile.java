@@ -318,18 +318,7 @@ public final class StreamedFile {
             diskQueue.clear();
             diskQueue.notifyAll();
         }
-        boolean interrupted = false;
-        while (true) {
-            try {
-                disk.join();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true; // the buffers must outlive the last write, so wait on
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        Threads.joinUninterruptibly(disk); // the buffers must outlive the last write
         synchronized (this) {
             for (Arena arena : arenas) {
                 try {
