@@ -37,6 +37,7 @@ import jdk.incubator.vector.VectorSpecies;
 final class PanamaMatVecKernels implements MatVecKernels {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfInt CODE_WORD = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
 
     private static final int BITS = widthOf(Nf4KernelProvider.platformKernels().name());
     private static final VectorSpecies<Float> FLOATS = VectorSpecies.of(float.class, VectorShape.forBitSize(BITS));
@@ -91,6 +92,23 @@ final class PanamaMatVecKernels implements MatVecKernels {
         private float[] rows = new float[0];
         private float[] row = new float[0];
         private float[] sums = new float[0];
+
+        private int[] codeWords = new int[0];
+        private float[] spanScales = new float[0];
+
+        int[] codeWords(int n) {
+            if (codeWords.length < n) {
+                codeWords = new int[n];
+            }
+            return codeWords;
+        }
+
+        float[] spanScales(int n) {
+            if (spanScales.length < n) {
+                spanScales = new float[n];
+            }
+            return spanScales;
+        }
 
         float[] sums(int n) {
             if (sums.length < n) {
@@ -213,13 +231,15 @@ final class PanamaMatVecKernels implements MatVecKernels {
             FloatVector p3 = p0;
             VectorMask<Float> secondHalf = VectorMask.fromArray(FLOATS, SECOND_HALF, 0);
             IntVector levels = FloatVector.fromArray(FLOATS, LEVELS, 0).reinterpretAsInts();
-            BlockCursor blocks = new BlockCursor(rowStart);
-            for (int q = 0; q < full; q += CHUNK) {
-                IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
-                float a = absmax[blocks.next()];
+            int[] words = scratch.codeWords(full / 8);
+            float[] spans = scratch.spanScales(full / SCALE_SPAN);
+            read(rowStart, words, spans);
+            for (int q = 0, span = 0; q < full; q += CHUNK) {
+                IntVector packed = IntVector.fromArray(INTS, words, q >>> 3);
+                float a = spans[span++];
                 // 16 lanes: the plain levels times the halves' absmax (a span each). Fewer: the levels' parts
                 // times the chunk's absmax.
-                float secondA = PARTS == 1 ? absmax[blocks.next()] : a;
+                float secondA = PARTS == 1 ? spans[span++] : a;
                 FloatVector halves = FloatVector.broadcast(FLOATS, a).blend(secondA, secondHalf);
                 IntVector t0 = PARTS == 1 ? levels : FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
                 IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
@@ -244,6 +264,28 @@ final class PanamaMatVecKernels implements MatVecKernels {
         }
 
         /**
+         * The code words of the row's whole chunks into {@code words}, and where {@code spans} is not null (an
+         * aligned row) the absmax of each scale span: the chunk loops then read heap arrays, whose checks C2
+         * hoists, where each read of the segment and each step of the block walk cost a dozen scalar
+         * instructions per chunk.
+         */
+        private void read(long rowStart, int[] words, float[] spans) {
+            MemorySegment.copy(codes, CODE_WORD, (rowStart - codeBase) >> 1, words, 0, full / 8);
+            if (spans == null) {
+                return;
+            }
+            int block = (int) (rowStart / blockSize - firstBlock);
+            int spansLeft = (int) ((blockSize - rowStart % blockSize) / SCALE_SPAN); // in the row's first block
+            for (int s = 0; s < full / SCALE_SPAN; s++, spansLeft--) {
+                if (spansLeft == 0) {
+                    block++;
+                    spansLeft = blockSize / SCALE_SPAN;
+                }
+                spans[s] = absmax[block];
+            }
+        }
+
+        /**
          * The dequantized row in the permuted order (the tail in natural order) at {@code out[offset]}: the
          * code looked up in the levels times the chunk's absmax when the chunk lies in one block (at 16 lanes
          * times each half's), else in the levels and times each lane's absmax (the same float32 product).
@@ -251,16 +293,17 @@ final class PanamaMatVecKernels implements MatVecKernels {
         void decode(long rowStart, float[] out, int offset, Scratch scratch) {
             boolean aligned = aligned();
             VectorMask<Float> secondHalf = VectorMask.fromArray(FLOATS, SECOND_HALF, 0);
-            BlockCursor blocks = new BlockCursor(rowStart);
-            for (int q = 0; q < full; q += CHUNK) {
-                IntVector packed = IntVector.fromMemorySegment(INTS, codes, blocks.byteAt, LE);
-                // Moves to the next chunk's codes, aligned or not.
-                int block = blocks.next();
-                int secondBlock = PARTS == 1 ? blocks.next() : block;
+            int[] words = scratch.codeWords(full / 8);
+            float[] spans = scratch.spanScales(full / SCALE_SPAN);
+            read(rowStart, words, aligned ? spans : null);
+            for (int q = 0, span = 0; q < full; q += CHUNK) {
+                IntVector packed = IntVector.fromArray(INTS, words, q >>> 3);
+                float first = aligned ? spans[span++] : 1f;
+                float second = aligned && PARTS == 1 ? spans[span++] : first;
                 FloatVector scale = !aligned ? laneScales(rowStart + q, scratch)
-                        : PARTS == 1 ? FloatVector.broadcast(FLOATS, absmax[block]).blend(absmax[secondBlock], secondHalf)
+                        : PARTS == 1 ? FloatVector.broadcast(FLOATS, first).blend(second, secondHalf)
                         : null;
-                float a = scale == null ? absmax[block] : 1f;
+                float a = scale == null ? first : 1f;
                 IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
                 IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
                 IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
@@ -273,34 +316,6 @@ final class PanamaMatVecKernels implements MatVecKernels {
             }
             for (int c = full; c < cols; c++) {
                 out[offset + c] = ScalarMatVecKernels.weight(codes, codeBase, rowStart + c, absmax, firstBlock, blockSize);
-            }
-        }
-
-        /**
-         * Walks the scale spans of an aligned row: the byte of each span's codes and its block's index in
-         * absmax, without a division per span (a 64-bit one costs some 40 cycles).
-         */
-        private final class BlockCursor {
-            long byteAt;
-            private int block;
-            private int spansLeft;
-            private final int spansPerBlock = blockSize / SCALE_SPAN;
-
-            BlockCursor(long rowStart) {
-                byteAt = (rowStart - codeBase) >> 1;
-                block = (int) (rowStart / blockSize - firstBlock);
-                spansLeft = (int) ((blockSize - rowStart % blockSize) / SCALE_SPAN); // in the row's first block
-            }
-
-            /** The absmax index of the current span; moves to the next span. */
-            int next() {
-                if (spansLeft == 0) {
-                    block++;
-                    spansLeft = spansPerBlock;
-                }
-                spansLeft--;
-                byteAt += SCALE_SPAN / 2;
-                return block;
             }
         }
 
