@@ -92,43 +92,32 @@ final class PanamaMatVecKernels implements MatVecKernels {
         private float[] rows = new float[0];
         private float[] row = new float[0];
         private float[] sums = new float[0];
-
         private int[] codeWords = new int[0];
         private float[] spanScales = new float[0];
 
         int[] codeWords(int n) {
-            if (codeWords.length < n) {
-                codeWords = new int[n];
-            }
-            return codeWords;
+            return codeWords = codeWords.length < n ? new int[n] : codeWords;
         }
 
         float[] spanScales(int n) {
-            if (spanScales.length < n) {
-                spanScales = new float[n];
-            }
-            return spanScales;
+            return spanScales = atLeast(spanScales, n);
         }
 
         float[] sums(int n) {
-            if (sums.length < n) {
-                sums = new float[n];
-            }
-            return sums;
+            return sums = atLeast(sums, n);
         }
 
         float[] row(int n) {
-            if (row.length < n) {
-                row = new float[n];
-            }
-            return row;
+            return row = atLeast(row, n);
         }
 
         float[] rows(int n) {
-            if (rows.length < n) {
-                rows = new float[n];
-            }
-            return rows;
+            return rows = atLeast(rows, n);
+        }
+
+        /** {@code buffer}, or a new one of {@code n} floats where it is shorter: grown, never shrunk. */
+        private static float[] atLeast(float[] buffer, int n) {
+            return buffer.length < n ? new float[n] : buffer;
         }
     }
 
