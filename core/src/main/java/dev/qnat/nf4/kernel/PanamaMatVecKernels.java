@@ -293,6 +293,10 @@ final class PanamaMatVecKernels implements MatVecKernels {
                 return;
             }
             int block = (int) (rowStart / blockSize - firstBlock);
+            if (blockSize == SCALE_SPAN) { // block 64 at 8 and 16 lanes: a span is a block
+                System.arraycopy(absmax, block, spans, 0, full / SCALE_SPAN);
+                return;
+            }
             int spansLeft = (int) ((blockSize - rowStart % blockSize) / SCALE_SPAN); // in the row's first block
             for (int s = 0; s < full / SCALE_SPAN; s++, spansLeft--) {
                 if (spansLeft == 0) {
