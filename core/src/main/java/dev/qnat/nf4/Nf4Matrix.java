@@ -219,10 +219,14 @@ public final class Nf4Matrix extends WeightMatrix {
         int groups = (int) (DoubleQuantization.groupCount(end) - firstGroup);
         float[] nested = buffers.nested(groups);
         MemorySegment.copy(nestedAbsmax, FLOAT, 4 * firstGroup, nested, 0, groups);
-        for (int i = 0; i < n; i++) {
-            long block = first + i;
-            float groupAbsmax = nested[(int) (block / DoubleQuantization.GROUP_SIZE - firstGroup)];
-            out[i] = table[codeBytes[i] & 0xFF] * groupAbsmax + offset;
+        // Group by group, so that the inner loop is a plain lookup, multiply and add (one long division per
+        // block made this 19 % of a matVec's samples).
+        for (int g = 0, i = 0; g < groups; g++) {
+            float groupAbsmax = nested[g];
+            int groupEnd = (int) Math.min(n, (firstGroup + g + 1) * DoubleQuantization.GROUP_SIZE - first);
+            for (; i < groupEnd; i++) {
+                out[i] = table[codeBytes[i] & 0xFF] * groupAbsmax + offset;
+            }
         }
         return out;
     }
