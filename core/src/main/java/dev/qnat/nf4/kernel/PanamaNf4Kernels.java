@@ -689,16 +689,28 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     private static final int MEASURED_CHUNK_ELEMENTS = 1 << 12;
 
     /**
-     * Quantizes a chunk of blocks, then measures it while it is in L1. Not one fused loop: with every
-     * vector helper inlined into one compilation, it passed C2's node budget (NodeCountInliningCutoff);
-     * helpers taking vectors were then called out of line with their vectors boxed, and it ran at 5 ns
-     * per element instead of 1.7. (Widening F16 and BF16 chunks to F32 first, so that one measuring loop
-     * served all types, made the plain BF16 quantize twice as slow: it then saw two input types.)
+     * Quantizes a chunk of blocks, then measures it while it is in L1; BF16 at 8 lanes or more in one loop
+     * that measures each step as it encodes it (quantizeHalvesMeasured), after a pass for the chunk's
+     * maxima. One fused loop over everything passed C2's node budget (NodeCountInliningCutoff): helpers
+     * taking vectors were then called out of line with their vectors boxed, 5 ns per element instead of
+     * 1.7 (F32, AVX2) and 3.8 instead of 0.78 (BF16, 512 bits); with the maxima in their own method and the
+     * level lookup and magnitude written out, the BF16 loop inlines completely. (Widening F16 and BF16
+     * chunks to F32 first, so that one measuring loop served all types, made the plain BF16 quantize twice
+     * as slow: it then saw two input types.)
      */
     @Override
     public void quantizeMeasured(MemorySegment src, FloatType type, long count, int blockSize, long firstBlock,
                                  long endBlock, MemorySegment codes, MemorySegment absmax, QuantizationError into,
                                  MemorySegment blockTerms) {
+        if (type == FloatType.BF16 && LANES >= 8) {
+            long blocksPerChunk = Math.max(1, MEASURED_CHUNK_ELEMENTS / blockSize);
+            for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
+                long end = Math.min(endBlock, first + blocksPerChunk);
+                bf16Maxima(src, count, blockSize, first, end, absmax);
+                quantizeHalvesMeasured(src, type, count, blockSize, first, end, codes, absmax, into, blockTerms);
+            }
+            return;
+        }
         long blocksPerChunk = Math.max(1, MEASURED_CHUNK_ELEMENTS / blockSize);
         for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
             long end = Math.min(endBlock, first + blocksPerChunk);
@@ -708,11 +720,127 @@ final class PanamaNf4Kernels implements Nf4Kernels {
     }
 
     /**
+     * quantizeHalves for BF16 blocks whose absmax is already stored, with measure's figures and terms taken
+     * from the same registers: the scaled values the search used, and the codes it found looked up as levels
+     * (the same quantities as measure's, summed in the same lanes, flushed to doubles as often). Blocks
+     * whose reciprocal absmax is infinite and what does not fill a step go to the scalar rules. The
+     * block and flush bookkeeping repeats measure's, which cannot be shared: a helper taking the vector sums
+     * would not be inlined here, and would box them.
+     */
+    private static void quantizeHalvesMeasured(MemorySegment src, FloatType type, long count, int blockSize,
+                                               long firstBlock, long endBlock, MemorySegment codes,
+                                               MemorySegment absmax, QuantizationError into,
+                                               MemorySegment blockTerms) {
+        boolean terms = blockTerms != null;
+        IntVector quarters = IntVector.fromArray(INTS, QUARTER_THRESHOLDS, 0);
+        IntVector eighths = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, 0);
+        IntVector eighthsHigh = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, Math.min(LANES, 8) % 8);
+        IntVector t0 = tablePart(LEVEL_TABLE, 0);
+        IntVector t1 = tablePart(LEVEL_TABLE, 1);
+        IntVector t2 = tablePart(LEVEL_TABLE, 2);
+        IntVector t3 = tablePart(LEVEL_TABLE, 3);
+        double squaredError = 0;
+        double squaredSignal = 0;
+        float maxError = 0;
+        long measured = 0;
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            float blockAbsmax = absmax.get(ScalarNf4Kernels.FLOAT, 4 * block);
+            float reciprocal = 1f / blockAbsmax;
+            double squareScale = (double) blockAbsmax * blockAbsmax;
+            double crossTerm = 0;
+            double squaredLevels = 0;
+            float blockMax = 0;
+            int done = 0;
+            if (reciprocal != Float.POSITIVE_INFINITY) {
+                FloatVector scale = FloatVector.broadcast(FLOATS, reciprocal);
+                FloatVector level0 = FloatVector.broadcast(FLOATS, blockAbsmax);
+                while (done <= length - 2 * LANES) {
+                    FloatVector error = FloatVector.zero(FLOATS);
+                    FloatVector signal = FloatVector.zero(FLOATS);
+                    IntVector largestError = IntVector.zero(INTS);
+                    FloatVector cross = FloatVector.zero(FLOATS);
+                    FloatVector levels = FloatVector.zero(FLOATS);
+                    for (int n = 0; n < VECTORS_PER_FLUSH && done <= length - 2 * LANES; n += 2, done += 2 * LANES) {
+                        long index = start + done;
+                        IntVector pairs = IntVector.fromMemorySegment(INTS, src, 2 * index, LE);
+                        FloatVector xe = pairs.lanewise(LSHL, 16).reinterpretAsFloats();
+                        FloatVector xo = pairs.and(0xFFFF0000).reinterpretAsFloats();
+                        FloatVector se = xe.mul(scale);
+                        FloatVector so = xo.mul(scale);
+                        IntVector even = search(se, quarters, eighths, eighthsHigh);
+                        IntVector odd = search(so, quarters, eighths, eighthsHigh);
+                        odd.lanewise(LSHL, 4).or(even).convertShape(I2B, PAIR_CODE_BYTES, 0)
+                                .intoMemorySegment(codes, codeByte(index), LE);
+                        // lookup and magnitudeBits written out: called, they passed C2's NodeCountInliningCutoff
+                        // here and were compiled out of line with their vectors boxed (3.8 ns per element).
+                        FloatVector le = (LANES >= 16 ? even.selectFrom(t0)
+                                : even.selectFrom(t0).blend(even.selectFrom(t1), even.compare(GT, 7))).reinterpretAsFloats();
+                        FloatVector lo = (LANES >= 16 ? odd.selectFrom(t0)
+                                : odd.selectFrom(t0).blend(odd.selectFrom(t1), odd.compare(GT, 7))).reinterpretAsFloats();
+                        FloatVector de = xe.sub(le.mul(level0));
+                        FloatVector d0 = xo.sub(lo.mul(level0));
+                        FloatVector sde = de.mul(scale);
+                        FloatVector sdo = d0.mul(scale);
+                        error = sdo.fma(sdo, sde.fma(sde, error));
+                        signal = so.fma(so, se.fma(se, signal));
+                        largestError = largestError.max(de.reinterpretAsInts().and(0x7FFFFFFF))
+                                .max(d0.reinterpretAsInts().and(0x7FFFFFFF));
+                        if (terms) {
+                            cross = so.fma(lo, se.fma(le, cross));
+                            levels = lo.fma(lo, le.fma(le, levels));
+                        }
+                    }
+                    squaredError += squareScale * error.reduceLanes(ADD);
+                    squaredSignal += squareScale * signal.reduceLanes(ADD);
+                    blockMax = Math.max(blockMax, Float.intBitsToFloat(largestError.reduceLanes(MAX)));
+                    if (terms) {
+                        crossTerm += (double) blockAbsmax * cross.reduceLanes(ADD);
+                        squaredLevels += levels.reduceLanes(ADD);
+                    }
+                }
+            }
+            measured += done;
+            maxError = Math.max(maxError, blockMax);
+            if (terms) {
+                ScalarNf4Kernels.storeTerms(blockTerms, block, true, crossTerm, squaredLevels, blockMax);
+            }
+            if (done < length) {
+                ScalarNf4Kernels.encode(src, type, start, done, length, blockAbsmax, codes);
+                ScalarNf4Kernels.measureBlock(src, type, start, done, length, blockAbsmax, codes, into, blockTerms,
+                        block);
+            }
+        }
+        into.add(measured, squaredError, squaredSignal, maxError);
+    }
+
+    /** The absmax of BF16 blocks [firstBlock, endBlock), as quantizeHalves finds them. */
+    private static void bf16Maxima(MemorySegment src, long count, int blockSize, long firstBlock, long endBlock,
+                                   MemorySegment absmax) {
+        for (long block = firstBlock; block < endBlock; block++) {
+            long start = block * blockSize;
+            int length = (int) Math.min(blockSize, count - start);
+            IntVector max = IntVector.zero(INTS);
+            int i = 0;
+            for (int end = length - 2 * LANES; i <= end; i += 2 * LANES) {
+                IntVector pairs = IntVector.fromMemorySegment(INTS, src, 2 * (start + i), LE);
+                max = max.max(pairs.and(0x7FFF0000)).max(pairs.lanewise(LSHL, 16).and(0x7FFFFFFF));
+            }
+            float blockAbsmax = Float.intBitsToFloat(max.reduceLanes(MAX));
+            for (; i < length; i++) {
+                blockAbsmax = Math.max(blockAbsmax, Math.abs(FloatType.BF16.read(src, start + i)));
+            }
+            absmax.set(ScalarNf4Kernels.FLOAT, 4 * block, blockAbsmax);
+        }
+    }
+
+    /**
      * The error of blocks already quantized. BF16 and F16 at 8 lanes or more are read as quantizeHalves
      * writes them: one load of int lanes gives the even and the odd elements, and one byte load widened to
      * ints their codes (in place of two element-order loads and two code unpackings of a broadcast, a blend,
-     * a shift and a mask: JMH `quantizeMeasured` BF16 at 512 bits 0.88-0.91 to 0.82-0.84 ns per element in
-     * cache). {@code d = x - level * absmax} is formed in float (one
+     * a shift and a mask: JMH `quantizeMeasured` BF16 at 512 bits, before its fused loop, 0.88-0.91 to
+     * 0.82-0.84 ns per element in cache). MSE scales and native F16 inputs measure here. {@code d = x - level * absmax} is formed in float (one
      * rounding: the difference of two floats) and summed in float lanes as {@code d / absmax} and
      * {@code x / absmax}, which lie in [-1, 1], so that no square overflows at any scale; every eight
      * vectors the float sums are reduced and added in double times {@code absmax^2}. (Widening the float
