@@ -522,7 +522,10 @@ public final class Nf4 {
         long count = elementCount(src, srcType, "source");
         BlockTermsChunk chunk = new BlockTermsChunk(absmax, stored, blockTerms);
         double correction = 0;
+        // One pass: the lower bound of the largest error only rises, so a block whose upper bound is below it
+        // at its turn cannot hold the largest error; the others are kept and filtered by the final bound.
         double bestLowerBound = 0;
+        Candidates candidates = new Candidates();
         for (long first = 0; first < blocks; first += BlockTermsChunk.BLOCKS) {
             int length = chunk.read(first, blocks);
             for (int i = 0; i < length; i++) {
@@ -530,20 +533,19 @@ public final class Nf4 {
                 double shift = (double) chunk.stored[i] - a;
                 correction += -2 * shift * chunk.terms[3 * i] + shift * (2 * a + shift) * chunk.terms[3 * i + 1];
                 bestLowerBound = Math.max(bestLowerBound, blockMaxBound(chunk.terms[3 * i + 2], a, shift, -1));
+                double upperBound = blockMaxBound(chunk.terms[3 * i + 2], a, shift, 1);
+                if (upperBound >= bestLowerBound) {
+                    candidates.add(first + i, upperBound);
+                }
             }
         }
         double maxError = 0;
         QuantizationError exact = new QuantizationError();
-        for (long first = 0; first < blocks; first += BlockTermsChunk.BLOCKS) {
-            int length = chunk.read(first, blocks);
-            for (int i = 0; i < length; i++) {
-                double a = chunk.absmax[i];
-                if (blockMaxBound(chunk.terms[3 * i + 2], a, (double) chunk.stored[i] - a, 1) >= bestLowerBound) {
-                    long b = first + i;
-                    ScalarNf4Kernels.INSTANCE.measure(src, srcType, count, blockSize, b, b + 1, codes, stored, exact,
-                            null);
-                    maxError = Math.max(maxError, exact.maxAbsError());
-                }
+        for (int c = 0; c < candidates.size; c++) {
+            if (candidates.upperBounds[c] >= bestLowerBound) {
+                long b = candidates.blocks[c];
+                ScalarNf4Kernels.INSTANCE.measure(src, srcType, count, blockSize, b, b + 1, codes, stored, exact, null);
+                maxError = Math.max(maxError, exact.maxAbsError());
             }
         }
         QuantizationError result = new QuantizationError();
@@ -561,6 +563,22 @@ public final class Nf4 {
     private static double blockMaxBound(double atOwnAbsmax, double a, double shift, int side) {
         double margin = 1e-6 * (atOwnAbsmax + 2 * Math.abs(a) + Math.abs(shift));
         return atOwnAbsmax + side * (Math.abs(shift) + margin);
+    }
+
+    /** Blocks that may hold the largest error, with their upper bounds; grown as needed. */
+    private static final class Candidates {
+        long[] blocks = new long[64];
+        double[] upperBounds = new double[64];
+        int size;
+
+        void add(long block, double upperBound) {
+            if (size == blocks.length) {
+                blocks = Arrays.copyOf(blocks, 2 * size);
+                upperBounds = Arrays.copyOf(upperBounds, 2 * size);
+            }
+            blocks[size] = block;
+            upperBounds[size++] = upperBound;
+        }
     }
 
     /**
