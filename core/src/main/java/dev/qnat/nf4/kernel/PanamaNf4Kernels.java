@@ -755,7 +755,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             int done = 0;
             if (reciprocal != Float.POSITIVE_INFINITY) {
                 FloatVector scale = FloatVector.broadcast(FLOATS, reciprocal);
-                FloatVector level0 = FloatVector.broadcast(FLOATS, blockAbsmax);
+                FloatVector absmaxLanes = FloatVector.broadcast(FLOATS, blockAbsmax);
                 while (done <= length - 2 * LANES) {
                     FloatVector error = FloatVector.zero(FLOATS);
                     FloatVector signal = FloatVector.zero(FLOATS);
@@ -779,14 +779,14 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                                 : even.selectFrom(t0).blend(even.selectFrom(t1), even.compare(GT, 7))).reinterpretAsFloats();
                         FloatVector lo = (LANES >= 16 ? odd.selectFrom(t0)
                                 : odd.selectFrom(t0).blend(odd.selectFrom(t1), odd.compare(GT, 7))).reinterpretAsFloats();
-                        FloatVector de = xe.sub(le.mul(level0));
-                        FloatVector d0 = xo.sub(lo.mul(level0));
-                        FloatVector sde = de.mul(scale);
-                        FloatVector sdo = d0.mul(scale);
-                        error = sdo.fma(sdo, sde.fma(sde, error));
+                        FloatVector dEven = xe.sub(le.mul(absmaxLanes));
+                        FloatVector dOdd = xo.sub(lo.mul(absmaxLanes));
+                        FloatVector scaledDEven = dEven.mul(scale);
+                        FloatVector scaledDOdd = dOdd.mul(scale);
+                        error = scaledDOdd.fma(scaledDOdd, scaledDEven.fma(scaledDEven, error));
                         signal = so.fma(so, se.fma(se, signal));
-                        largestError = largestError.max(de.reinterpretAsInts().and(0x7FFFFFFF))
-                                .max(d0.reinterpretAsInts().and(0x7FFFFFFF));
+                        largestError = largestError.max(dEven.reinterpretAsInts().and(0x7FFFFFFF))
+                                .max(dOdd.reinterpretAsInts().and(0x7FFFFFFF));
                         if (terms) {
                             cross = so.fma(lo, se.fma(le, cross));
                             levels = lo.fma(lo, le.fma(le, levels));
