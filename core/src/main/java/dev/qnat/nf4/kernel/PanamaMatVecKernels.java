@@ -73,6 +73,8 @@ final class PanamaMatVecKernels implements MatVecKernels {
     private static final int TILE_BATCH = 3;
     /** Rows of w multiplied with those rows of x at once where the tile has them (fourByThree). */
     private static final int TILE_W_ROWS = 4;
+    /** Floats of partial sums kept per row of w between spans: four for each of the tile's rows of x. */
+    private static final int ROW_SUMS = 4 * TILE_BATCH * LANES;
     /**
      * Columns per span of a batch product: four rows of w and three of x, 28 KiB at 1024 columns, stay in L1
      * through fourByThree's four passes (512 columns: 8 % slower at batch 32 and 128).
@@ -443,7 +445,7 @@ final class PanamaMatVecKernels implements MatVecKernels {
      */
     private static void products(float[] w, int n, int cols, int full, float[] x, int batch, float[] y, int yBase,
                                  int yStride, Scratch scratch) {
-        float[] sums = scratch.sums(n * 12 * LANES);
+        float[] sums = scratch.sums(n * ROW_SUMS);
         for (int b = 0; b < batch; b += TILE_BATCH) {
             // The last one or two rows of x fill the tile by repeating the last: the repeats' sums are dropped
             // (a dot product per row there instead took 14 % of a batch of 128's time).
@@ -451,15 +453,15 @@ final class PanamaMatVecKernels implements MatVecKernels {
             int x0 = b * cols;
             int x1 = (b + Math.min(1, count - 1)) * cols;
             int x2 = (b + count - 1) * cols;
-            Arrays.fill(sums, 0, n * 12 * LANES, 0f);
+            Arrays.fill(sums, 0, n * ROW_SUMS, 0f);
             for (int from = 0; from < full; from += SPAN) {
                 int to = Math.min(full, from + SPAN);
                 int r = 0;
                 for (; r + TILE_W_ROWS <= n; r += TILE_W_ROWS) {
-                    fourByThree(w, r * cols, cols, from, to, x, x0, x1, x2, sums, r * 12 * LANES);
+                    fourByThree(w, r * cols, cols, from, to, x, x0, x1, x2, sums, r * ROW_SUMS);
                 }
                 for (; r < n; r++) {
-                    oneByThree(w, r * cols, from, to, x, x0, x1, x2, sums, r * 12 * LANES);
+                    oneByThree(w, r * cols, from, to, x, x0, x1, x2, sums, r * ROW_SUMS);
                 }
             }
             // The tile's outputs, LANES at a time: their four partial sums added lane-wise, then reduced at once.
@@ -467,7 +469,7 @@ final class PanamaMatVecKernels implements MatVecKernels {
             for (int first = 0; first < outputs; first += LANES) {
                 int group = Math.min(LANES, outputs - first);
                 for (int k = 0; k < group; k++) {
-                    int at = ((first + k) / count * 12 + 4 * ((first + k) % count)) * LANES;
+                    int at = (first + k) / count * ROW_SUMS + 4 * ((first + k) % count) * LANES;
                     FloatVector.fromArray(FLOATS, sums, at).add(FloatVector.fromArray(FLOATS, sums, at + 2 * LANES))
                             .add(FloatVector.fromArray(FLOATS, sums, at + LANES)
                                     .add(FloatVector.fromArray(FLOATS, sums, at + 3 * LANES)))
@@ -567,7 +569,7 @@ final class PanamaMatVecKernels implements MatVecKernels {
         int w1 = w0 + cols;
         int w2 = w1 + cols;
         int w3 = w2 + cols;
-        int row = 12 * LANES;
+        int row = ROW_SUMS;
         for (int m = 0; m < 4; m++) {
             // Partial sum m of w row i with x row j at at + i * row + (4j + m) * LANES.
             int s0 = at + m * LANES;

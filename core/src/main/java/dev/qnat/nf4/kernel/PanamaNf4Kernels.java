@@ -707,7 +707,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
             for (long first = firstBlock; first < endBlock; first += blocksPerChunk) {
                 long end = Math.min(endBlock, first + blocksPerChunk);
                 bf16Maxima(src, count, blockSize, first, end, absmax);
-                quantizeHalvesMeasured(src, type, count, blockSize, first, end, codes, absmax, into, blockTerms);
+                quantizeHalvesMeasured(src, count, blockSize, first, end, codes, absmax, into, blockTerms);
             }
             return;
         }
@@ -727,7 +727,7 @@ final class PanamaNf4Kernels implements Nf4Kernels {
      * block and flush bookkeeping repeats measure's, which cannot be shared: a helper taking the vector sums
      * would not be inlined here, and would box them.
      */
-    private static void quantizeHalvesMeasured(MemorySegment src, FloatType type, long count, int blockSize,
+    private static void quantizeHalvesMeasured(MemorySegment src, long count, int blockSize,
                                                long firstBlock, long endBlock, MemorySegment codes,
                                                MemorySegment absmax, QuantizationError into,
                                                MemorySegment blockTerms) {
@@ -737,8 +737,6 @@ final class PanamaNf4Kernels implements Nf4Kernels {
         IntVector eighthsHigh = IntVector.fromArray(INTS, EIGHTH_THRESHOLDS, Math.min(LANES, 8) % 8);
         IntVector t0 = tablePart(LEVEL_TABLE, 0);
         IntVector t1 = tablePart(LEVEL_TABLE, 1);
-        IntVector t2 = tablePart(LEVEL_TABLE, 2);
-        IntVector t3 = tablePart(LEVEL_TABLE, 3);
         double squaredError = 0;
         double squaredSignal = 0;
         float maxError = 0;
@@ -765,6 +763,8 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                     for (int n = 0; n < VECTORS_PER_FLUSH && done <= length - 2 * LANES; n += 2, done += 2 * LANES) {
                         long index = start + done;
                         IntVector pairs = IntVector.fromMemorySegment(INTS, src, 2 * index, LE);
+                        // BF16 halves written out, as pairHalf(pairs, true, h) computes them: called, it read 4 %
+                        // slower here.
                         FloatVector xe = pairs.lanewise(LSHL, 16).reinterpretAsFloats();
                         FloatVector xo = pairs.and(0xFFFF0000).reinterpretAsFloats();
                         FloatVector se = xe.mul(scale);
@@ -807,8 +807,8 @@ final class PanamaNf4Kernels implements Nf4Kernels {
                 ScalarNf4Kernels.storeTerms(blockTerms, block, true, crossTerm, squaredLevels, blockMax);
             }
             if (done < length) {
-                ScalarNf4Kernels.encode(src, type, start, done, length, blockAbsmax, codes);
-                ScalarNf4Kernels.measureBlock(src, type, start, done, length, blockAbsmax, codes, into, blockTerms,
+                ScalarNf4Kernels.encode(src, FloatType.BF16, start, done, length, blockAbsmax, codes);
+                ScalarNf4Kernels.measureBlock(src, FloatType.BF16, start, done, length, blockAbsmax, codes, into, blockTerms,
                         block);
             }
         }
