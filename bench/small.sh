@@ -2,7 +2,8 @@
 # A small real model through the launcher, JVM start included: all-MiniLM-L6-v2's F32 weights (90 MB of
 # safetensors, written once from langchain4j's ONNX file), `qnat quantize` with default options against
 # `qnat inspect` of its output, alternated RUNS times (default 5); prints the medians and their ratio
-# (issue 12's target: quantize within 2.5x of inspect). Usage: bench/small.sh [DIR]  (default bench/target/small)
+# (issue 12's target: quantize within 2.5x of inspect). Usage: bench/small.sh [DIR]  (default
+# bench/target/small; the script writes minilm.safetensors, minilm.qnat and last.log there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-bench/target/small}
@@ -15,16 +16,16 @@ if [ ! -f "$model" ]; then
   "$java_home/bin/java" @bench/target/qnat.jvmargs -cp "bench/target/classes:$(cat bench/target/accuracy.classpath)" \
     dev.qnat.bench.accuracy.MiniLmCheckpoint "$model" >&2
 fi
-./qnat quantize "$model" -o "$dir/minilm.qnat" > /dev/null 2>&1 # once, so that inspect has its file
-quantize=()
-inspect=()
-seconds() { # command... -> wall seconds
+seconds() { # command... -> wall seconds; on failure its stderr, and the script stops
   local start end
   start=$(date +%s.%N)
   "$@" > /dev/null 2> "$dir/last.log" || { cat "$dir/last.log" >&2; exit 1; }
   end=$(date +%s.%N)
   echo "$end - $start" | bc
 }
+seconds ./qnat quantize "$model" -o "$dir/minilm.qnat" > /dev/null # once, so that inspect has its file
+quantize=()
+inspect=()
 for ((r = 1; r <= runs; r++)); do
   quantize+=("$(seconds ./qnat quantize "$model" -o "$dir/minilm.qnat")")
   inspect+=("$(seconds ./qnat inspect "$dir/minilm.qnat")")
