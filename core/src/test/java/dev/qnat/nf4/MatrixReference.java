@@ -11,7 +11,10 @@ public final class MatrixReference {
 
     /** How a vector kernel walks a row's columns (src/spec/nf4-linear.md). */
     public enum Order {
-        /** NF4 with cols and block size multiples of 8: chunks of 8L columns, vector 8q + k holding column qK + 8j + k in lane j. */
+        /**
+         * NF4 with cols and block size multiples of 8: chunks of K = EL columns, E codes per lane (4 at 16
+         * lanes, else 8), vector Eq + k holding column qK + Ej + k in lane j.
+         */
         CHUNKED,
         /** RAW F32, F16 and BF16: vector v holds columns vL .. vL + L - 1. */
         NATURAL,
@@ -27,14 +30,17 @@ public final class MatrixReference {
      */
     public static float[] inSpecOrder(float[] w, int rows, int cols, float[] x, int batch, int lanes, Order order) {
         float[] y = new float[batch * rows];
-        int perStep = order == Order.CHUNKED ? 8 * lanes : 4 * lanes;
+        int codesPerLane = lanes == 16 ? 4 : 8;
+        int perStep = order == Order.CHUNKED ? codesPerLane * lanes : 4 * lanes;
         int full = order == Order.SCALAR ? 0 : cols - cols % perStep;
         for (int b = 0; b < batch; b++) {
             for (int r = 0; r < rows; r++) {
                 float[][] partial = new float[4][lanes];
                 for (int v = 0; v < full / lanes; v++) {
                     for (int j = 0; j < lanes; j++) {
-                        int c = order == Order.CHUNKED ? v / 8 * perStep + 8 * j + v % 8 : v * lanes + j;
+                        int c = order == Order.CHUNKED
+                                ? v / codesPerLane * perStep + codesPerLane * j + v % codesPerLane
+                                : v * lanes + j;
                         partial[v % 4][j] = Math.fma(w[r * cols + c], x[b * cols + c], partial[v % 4][j]);
                     }
                 }

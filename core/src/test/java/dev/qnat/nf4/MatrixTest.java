@@ -26,7 +26,7 @@ class MatrixTest {
     /** rows x cols: 1 x n, n x 1, odd cols (rows start mid-byte), cols around the chunk widths, blocks across rows. */
     static final int[][] SHAPES = {
         {1, 1}, {1, 7}, {7, 1}, {1, 64}, {64, 1}, {3, 5}, {5, 64}, {2, 63}, {9, 65}, {4, 128}, {17, 200}, {3, 257},
-        {1, 1000}, {6, 520}, {33, 96}, {8, 1024}, {5, 136}, {2, 4104}, {13, 72}, {11, 8},
+        {1, 1000}, {6, 520}, {33, 96}, {8, 1024}, {5, 136}, {2, 4104}, {13, 72}, {11, 8}, {3, 192},
     };
 
     /** Three workers (daemon threads), more than this machine's cores, so that row ranges interleave. */

@@ -22,16 +22,14 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Matrix kernels on the Panama Vector API, at the codec kernels' width (128, 256 or 512 bits; LANES floats).
  *
- * <p>NF4 rows are read in chunks of {@code 8 * LANES} columns: one vector of code bytes seen as LANES int
- * lanes, lane j holding the codes of the chunk's columns 8j..8j+7, column 8j+k at bits 4k..4k+3 (QNAT's
- * low-nibble-first order). Shifting by 4k and masking gives the codes of columns 8j+k in lane j, so x is
- * permuted once per call into that order ({@link #prepareNf4}) and everything after is lane-wise: shift,
- * mask, a 16-entry lookup of the levels already multiplied by the block's absmax (once per chunk; at 16
- * lanes, the plain levels times a vector of each half chunk's absmax), and an FMA into one of four partial
- * sums (four, so that the FMA latency does not bound the loop). Rows go that way when rows start on
- * multiples of the chunk width and blocks on multiples of {@link #SCALE_SPAN}; when only multiples of 8
- * columns, each chunk is decoded with a per-lane absmax and then multiplied; other shapes run the scalar
- * reference.
+ * <p>NF4 rows are read in chunks of {@code E * LANES} columns ({@link #CODES_PER_LANE}): LANES int lanes of
+ * code bytes, lane j holding the codes of the chunk's columns Ej..Ej+E-1, column Ej+k at bits 4k..4k+3
+ * (QNAT's low-nibble-first order). Shifting by 4k and masking gives the codes of columns Ej+k in lane j, so x
+ * is permuted once per call into that order ({@link #prepareNf4}) and everything after is lane-wise: shift,
+ * mask, a 16-entry lookup of the levels already multiplied by the block's absmax (once per chunk), and an
+ * FMA into one of four partial sums (four, so that the FMA latency does not bound the loop). Rows go that
+ * way when rows and blocks start on multiples of the chunk width; when only on multiples of 8 columns, each
+ * chunk is decoded with a per-lane absmax and then multiplied; other shapes run the scalar reference.
  * For a batch, up to 32 rows are decoded once into a float buffer of the thread, and four of them at a time
  * are multiplied with three rows of x (twelve sums in registers, one partial sum of each output per pass),
  * in spans of columns that stay in L1. Summation orders: src/spec/nf4-linear.md.
@@ -39,28 +37,28 @@ import jdk.incubator.vector.VectorSpecies;
 final class PanamaMatVecKernels implements MatVecKernels {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
-    private static final ValueLayout.OfInt CODE_WORD = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfShort CODE_WORD = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
 
     private static final int BITS = widthOf(Nf4KernelProvider.platformKernels().name());
     private static final VectorSpecies<Float> FLOATS = VectorSpecies.of(float.class, VectorShape.forBitSize(BITS));
     private static final VectorSpecies<Integer> INTS = VectorSpecies.of(int.class, VectorShape.forBitSize(BITS));
-    /** Half-width shorts: as many lanes as {@link #FLOATS}, for BF16 loads. */
+    /** Half-width shorts: as many lanes as {@link #FLOATS}, for BF16 loads and 16-bit code words. */
     private static final VectorSpecies<Short> HALF_SHORTS = VectorSpecies.of(short.class, VectorShape.forBitSize(BITS / 2));
+    /** Full-width shorts: the code words of a chunk of eight codes per lane, seen as ints. */
+    private static final VectorSpecies<Short> SHORTS = VectorSpecies.of(short.class, VectorShape.forBitSize(BITS));
     private static final int LANES = FLOATS.length();
-    /** Columns per NF4 chunk: one vector of code bytes, 8 codes per int lane. */
-    static final int CHUNK = 8 * LANES;
+    /**
+     * Codes per int lane of an NF4 chunk. At 16 lanes four (16 bits of code bytes widened to an int lane), so
+     * that a chunk is 64 columns, one block of the default size, looked up in one table of levels times that
+     * block's absmax: with eight, a chunk held two blocks, and each step's looked-up levels took a multiply by
+     * a vector of the halves' absmax (21 vector instructions per 64 columns instead of 17; batch 1 about 6 %
+     * slower, BENCHMARKS.md). Below 16 lanes eight (a whole int of code bytes per lane; chunks of 64 or 32).
+     */
+    private static final int CODES_PER_LANE = LANES == 16 ? 4 : 8;
+    /** Columns per NF4 chunk. */
+    static final int CHUNK = CODES_PER_LANE * LANES;
     /** Vectors that hold the 16 levels. */
     private static final int PARTS = Math.max(1, Nf4Codebook.LEVELS / LANES);
-    /**
-     * Columns that one absmax serves in the fast path. At 16 lanes half a chunk: the levels are looked up
-     * as they are (one permute) and multiplied by a vector of the two halves' absmax, so block 64, the
-     * default, takes this path (through the per-lane decode it ran 2.4 times slower than the 256-bit
-     * kernel; two tables of scaled levels in one two-table permute, 9 % slower than the multiply). At fewer
-     * lanes a chunk: the 16 levels take two or four vectors, scaled once per chunk to save the multiply.
-     */
-    private static final int SCALE_SPAN = PARTS == 1 ? CHUNK / 2 : CHUNK;
-    /** Lanes in the second half of a chunk, which the second span's absmax scales (at 16 lanes). */
-    private static final boolean[] SECOND_HALF = new boolean[LANES];
     private static final float[] LEVELS = new float[PARTS * LANES];
     /** Where parts 0 to 3 of the levels start in LEVELS (parts past PARTS repeat the last, unused). */
     private static final int PART_0 = 0;
@@ -95,7 +93,6 @@ final class PanamaMatVecKernels implements MatVecKernels {
         for (int code = 0; code < Nf4Codebook.LEVELS; code++) {
             LEVELS[code] = Nf4Codebook.level(code);
         }
-        Arrays.fill(SECOND_HALF, LANES / 2, LANES, true);
         for (int level = 0, h = LANES / 2; h > 0; level++, h /= 2) {
             for (int i = 0; i < LANES; i++) {
                 UPPER_LANES[level * LANES + i] = (i & h) != 0;
@@ -123,15 +120,15 @@ final class PanamaMatVecKernels implements MatVecKernels {
         private float[] rows = new float[0];
         private float[] row = new float[0];
         private float[] sums = new float[0];
-        private int[] codeWords = new int[0];
-        private float[] spanScales = new float[0];
+        private short[] codeWords = new short[0];
+        private float[] chunkAbsmax = new float[0];
 
-        int[] codeWords(int n) {
-            return codeWords = codeWords.length < n ? new int[n] : codeWords;
+        short[] codeWords(int n) {
+            return codeWords = codeWords.length < n ? new short[n] : codeWords;
         }
 
-        float[] spanScales(int n) {
-            return spanScales = atLeast(spanScales, n);
+        float[] chunkAbsmax(int n) {
+            return chunkAbsmax = atLeast(chunkAbsmax, n);
         }
 
         float[] sums(int n) {
@@ -180,8 +177,8 @@ final class PanamaMatVecKernels implements MatVecKernels {
             int row = b * cols;
             for (int q = row; q < row + full; q += CHUNK) {
                 for (int j = 0; j < LANES; j++) {
-                    for (int k = 0; k < 8; k++) {
-                        permuted[q + k * LANES + j] = x[q + 8 * j + k];
+                    for (int k = 0; k < CODES_PER_LANE; k++) {
+                        permuted[q + k * LANES + j] = x[q + CODES_PER_LANE * j + k];
                     }
                 }
             }
@@ -225,19 +222,16 @@ final class PanamaMatVecKernels implements MatVecKernels {
             this(codes, codeBase, absmax, firstBlock, blockSize, cols, cols - cols % CHUNK);
         }
 
-        /**
-         * Whether each chunk's scale spans lie in one block each: blocks start at multiples of the span and
-         * rows at multiples of the chunk.
-         */
+        /** Whether each chunk lies in one block: rows and blocks start at multiples of the chunk. */
         boolean aligned() {
-            return blockSize % SCALE_SPAN == 0 && cols % CHUNK == 0;
+            return blockSize % CHUNK == 0 && cols % CHUNK == 0;
         }
 
         /**
          * The dot product of the row starting at element {@code rowStart} with permuted x (batch 1). Vector
          * v = q / LANES + k of the row goes to partial sum v mod 4: the four sums rotate after each step
-         * (eight steps a chunk, so each chunk starts on p0). One flat loop whose one helper, the small
-         * {@code lookup}, C2 inlines: a helper it calls out of line boxes the vectors it passes.
+         * (four or eight steps a chunk, so each chunk starts on p0). One flat loop whose small helpers C2
+         * inlines: a helper it calls out of line boxes the vectors it passes.
          */
         float dot(long rowStart, float[] x, Scratch scratch) {
             if (!aligned()) {
@@ -249,26 +243,20 @@ final class PanamaMatVecKernels implements MatVecKernels {
             FloatVector p1 = p0;
             FloatVector p2 = p0;
             FloatVector p3 = p0;
-            VectorMask<Float> secondHalf = VectorMask.fromArray(FLOATS, SECOND_HALF, 0);
-            IntVector levels = FloatVector.fromArray(FLOATS, LEVELS, 0).reinterpretAsInts();
-            int[] words = scratch.codeWords(full / 8);
-            float[] spans = scratch.spanScales(full / SCALE_SPAN);
-            read(rowStart, words, spans);
-            for (int q = 0, span = 0; q < full; q += CHUNK) {
-                IntVector packed = IntVector.fromArray(INTS, words, q >>> 3);
-                float a = spans[span++];
-                // 16 lanes: the plain levels times the halves' absmax (a span each). Fewer: the levels' parts
-                // times the chunk's absmax.
-                float secondA = PARTS == 1 ? spans[span++] : a;
-                FloatVector halves = FloatVector.broadcast(FLOATS, a).blend(secondA, secondHalf);
-                IntVector t0 = PARTS == 1 ? levels : FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
+            short[] words = scratch.codeWords(full / 4);
+            float[] chunkAbsmax = scratch.chunkAbsmax(full / CHUNK);
+            read(rowStart, words, chunkAbsmax);
+            for (int q = 0, chunk = 0; q < full; q += CHUNK) {
+                IntVector packed = codeLanes(words, q);
+                float a = chunkAbsmax[chunk++];
+                IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
                 IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
                 IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
                 IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
-                for (int k = 0; k < 8; k++) {
+                for (int k = 0; k < CODES_PER_LANE; k++) {
                     IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
                     FloatVector w = lookup(code, t0, t1, t2, t3).reinterpretAsFloats();
-                    FloatVector sum = (PARTS == 1 ? w.mul(halves) : w).fma(FloatVector.fromArray(FLOATS, x, q + k * LANES), p0);
+                    FloatVector sum = w.fma(FloatVector.fromArray(FLOATS, x, q + k * LANES), p0);
                     p0 = p1;
                     p1 = p2;
                     p2 = p3;
@@ -284,55 +272,50 @@ final class PanamaMatVecKernels implements MatVecKernels {
         }
 
         /**
-         * The code words of the row's whole chunks into {@code words}, and where {@code spans} is not null (an
-         * aligned row) the absmax of each scale span: the chunk loops then read heap arrays, whose checks C2
-         * hoists, where each read of the segment and each step of the block walk cost a dozen scalar
-         * instructions per chunk.
+         * The code words of the row's whole chunks into {@code words} (16 bits each), and where
+         * {@code chunkAbsmax} is not null (an aligned row) the absmax of each chunk: the chunk loops then read
+         * heap arrays, whose checks C2 hoists, where each read of the segment and each step of the block walk
+         * cost a dozen scalar instructions per chunk.
          */
-        private void read(long rowStart, int[] words, float[] spans) {
-            MemorySegment.copy(codes, CODE_WORD, (rowStart - codeBase) >> 1, words, 0, full / 8);
-            if (spans == null) {
+        private void read(long rowStart, short[] words, float[] chunkAbsmax) {
+            MemorySegment.copy(codes, CODE_WORD, (rowStart - codeBase) >> 1, words, 0, full / 4);
+            if (chunkAbsmax == null) {
                 return;
             }
             int block = (int) (rowStart / blockSize - firstBlock);
-            if (blockSize == SCALE_SPAN) { // block 64 at 8 and 16 lanes: a span is a block
-                System.arraycopy(absmax, block, spans, 0, full / SCALE_SPAN);
+            if (blockSize == CHUNK) { // block 64 at 8 and 16 lanes: a chunk is a block
+                System.arraycopy(absmax, block, chunkAbsmax, 0, full / CHUNK);
                 return;
             }
-            int spansLeft = (int) ((blockSize - rowStart % blockSize) / SCALE_SPAN); // in the row's first block
-            for (int s = 0; s < full / SCALE_SPAN; s++, spansLeft--) {
-                if (spansLeft == 0) {
+            int chunksLeft = (int) ((blockSize - rowStart % blockSize) / CHUNK); // in the row's first block
+            for (int s = 0; s < full / CHUNK; s++, chunksLeft--) {
+                if (chunksLeft == 0) {
                     block++;
-                    spansLeft = blockSize / SCALE_SPAN;
+                    chunksLeft = blockSize / CHUNK;
                 }
-                spans[s] = absmax[block];
+                chunkAbsmax[s] = absmax[block];
             }
         }
 
         /**
          * The dequantized row in the permuted order (the tail in natural order) at {@code out[offset]}: the
-         * code looked up in the levels times the chunk's absmax when the chunk lies in one block (at 16 lanes
-         * times each half's), else in the levels and times each lane's absmax (the same float32 product).
+         * code looked up in the levels times the chunk's absmax when the chunk lies in one block, else in the
+         * levels and times each lane's absmax (the same float32 product).
          */
         void decode(long rowStart, float[] out, int offset, Scratch scratch) {
             boolean aligned = aligned();
-            VectorMask<Float> secondHalf = VectorMask.fromArray(FLOATS, SECOND_HALF, 0);
-            int[] words = scratch.codeWords(full / 8);
-            float[] spans = scratch.spanScales(full / SCALE_SPAN);
-            read(rowStart, words, aligned ? spans : null);
-            for (int q = 0, span = 0; q < full; q += CHUNK) {
-                IntVector packed = IntVector.fromArray(INTS, words, q >>> 3);
-                float first = aligned ? spans[span++] : 1f;
-                float second = aligned && PARTS == 1 ? spans[span++] : first;
-                FloatVector scale = !aligned ? laneScales(rowStart + q, scratch)
-                        : PARTS == 1 ? FloatVector.broadcast(FLOATS, first).blend(second, secondHalf)
-                        : null;
-                float a = scale == null ? first : 1f;
+            short[] words = scratch.codeWords(full / 4);
+            float[] chunkAbsmax = scratch.chunkAbsmax(full / CHUNK);
+            read(rowStart, words, aligned ? chunkAbsmax : null);
+            for (int q = 0, chunk = 0; q < full; q += CHUNK) {
+                IntVector packed = codeLanes(words, q);
+                FloatVector scale = aligned ? null : laneScales(rowStart + q, scratch);
+                float a = aligned ? chunkAbsmax[chunk++] : 1f;
                 IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
                 IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
                 IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
                 IntVector t3 = FloatVector.fromArray(FLOATS, LEVELS, PART_3).mul(a).reinterpretAsInts();
-                for (int k = 0; k < 8; k++) {
+                for (int k = 0; k < CODES_PER_LANE; k++) {
                     IntVector code = packed.lanewise(LSHR, 4 * k).and(0xF);
                     FloatVector weights = lookup(code, t0, t1, t2, t3).reinterpretAsFloats();
                     (scale == null ? weights : weights.mul(scale)).intoArray(out, offset + q + k * LANES);
@@ -343,13 +326,23 @@ final class PanamaMatVecKernels implements MatVecKernels {
             }
         }
 
-        /** Lane j: the absmax of the block holding columns 8j..8j+7 of the chunk at element {@code e}. */
+        /** Lane j: the absmax of the block holding columns Ej..Ej+E-1 of the chunk at element {@code e}. */
         private FloatVector laneScales(long e, Scratch scratch) {
             for (int j = 0; j < LANES; j++) {
-                scratch.laneScales[j] = absmax[(int) ((e + 8L * j) / blockSize - firstBlock)];
+                scratch.laneScales[j] = absmax[(int) ((e + (long) CODES_PER_LANE * j) / blockSize - firstBlock)];
             }
             return FloatVector.fromArray(FLOATS, scratch.laneScales, 0);
         }
+    }
+
+    /**
+     * The code words of the chunk at column {@code q} of a row's words as LANES int lanes of
+     * {@link #CODES_PER_LANE} codes: eight, the words as they are; four, each 16-bit word widened (the sign
+     * it extends lies above the codes' bits).
+     */
+    private static IntVector codeLanes(short[] words, int q) {
+        return CODES_PER_LANE == 8 ? ShortVector.fromArray(SHORTS, words, q >>> 2).reinterpretAsInts()
+                : (IntVector) ShortVector.fromArray(HALF_SHORTS, words, q >>> 2).convertShape(S2I, INTS, 0);
     }
 
     /**
