@@ -246,9 +246,13 @@ final class PanamaMatVecKernels implements MatVecKernels {
             short[] words = scratch.codeWords(full / 4);
             float[] chunkAbsmax = scratch.chunkAbsmax(full / CHUNK);
             read(rowStart, words, chunkAbsmax);
-            for (int q = 0, chunk = 0; q < full; q += CHUNK) {
+            // One induction variable: with a second one (the chunk's index beside its column) the loop ran
+            // 4 % slower (MatVecBenchmark, 512 and 11008 rows).
+            int chunks = full / CHUNK;
+            for (int chunk = 0; chunk < chunks; chunk++) {
+                int q = chunk * CHUNK;
                 IntVector packed = codeLanes(words, q);
-                float a = chunkAbsmax[chunk++];
+                float a = chunkAbsmax[chunk];
                 IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
                 IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
                 IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
