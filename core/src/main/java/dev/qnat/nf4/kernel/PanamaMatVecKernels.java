@@ -311,10 +311,12 @@ final class PanamaMatVecKernels implements MatVecKernels {
             short[] words = scratch.codeWords(full / 4);
             float[] chunkAbsmax = scratch.chunkAbsmax(full / CHUNK);
             read(rowStart, words, aligned ? chunkAbsmax : null);
-            for (int q = 0, chunk = 0; q < full; q += CHUNK) {
+            int chunks = full / CHUNK;
+            for (int chunk = 0; chunk < chunks; chunk++) { // one induction variable, as in dot
+                int q = chunk * CHUNK;
                 IntVector packed = codeLanes(words, q);
                 FloatVector scale = aligned ? null : laneScales(rowStart + q, scratch);
-                float a = aligned ? chunkAbsmax[chunk++] : 1f;
+                float a = aligned ? chunkAbsmax[chunk] : 1f;
                 IntVector t0 = FloatVector.fromArray(FLOATS, LEVELS, PART_0).mul(a).reinterpretAsInts();
                 IntVector t1 = FloatVector.fromArray(FLOATS, LEVELS, PART_1).mul(a).reinterpretAsInts();
                 IntVector t2 = FloatVector.fromArray(FLOATS, LEVELS, PART_2).mul(a).reinterpretAsInts();
